@@ -1,0 +1,182 @@
+//! A service's HTTP front: the built-in `/healthz`, `/readyz` and `/metrics`,
+//! request ids, the access log line, request metrics, and the conversion of
+//! errors (and panics) into problem+json. Services supply a [`Router`] and a
+//! readiness check; everything else is the same everywhere.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+
+use crate::error::ApiError;
+use crate::json::json_response;
+use crate::request::Req;
+use crate::request_id;
+use crate::router::{Match, Router};
+use crate::server::{serve, ServerOptions};
+
+pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type ReadyCheck<S> = Box<dyn Fn(Arc<S>) -> ReadyFuture + Send + Sync>;
+
+/// Default request body limit: 1 MiB, as API.md says.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+pub struct App<S> {
+    name: &'static str,
+    state: Arc<S>,
+    router: Router<S>,
+    ready: Option<ReadyCheck<S>>,
+    body_limit: usize,
+}
+
+impl<S: Send + Sync + 'static> App<S> {
+    pub fn new(name: &'static str, state: Arc<S>, router: Router<S>) -> Self {
+        App {
+            name,
+            state,
+            router,
+            ready: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
+    }
+
+    /// The check behind `/readyz`: the database at least.
+    pub fn readiness<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(Arc<S>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.ready = Some(Box::new(move |s| Box::pin(check(s))));
+        self
+    }
+
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    pub fn state(&self) -> &Arc<S> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, listener: TcpListener, options: ServerOptions, shutdown: impl Future<Output = ()>) {
+        let app = Arc::new(self);
+        serve(
+            listener,
+            options,
+            move |req, peer| {
+                let app = app.clone();
+                async move { app.handle(req, peer).await }
+            },
+            shutdown,
+        )
+        .await
+    }
+
+    /// Answers one request; never fails, never panics outward.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let rid = request_id::from_headers(req.headers());
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let (route, mut resp) = self.dispatch(req, peer, &rid).await;
+        if let Ok(v) = HeaderValue::from_str(&rid) {
+            resp.headers_mut().insert(request_id::HEADER, v);
+        }
+        let elapsed = started.elapsed();
+        let status = resp.status().as_u16();
+        crate::metrics::record_request(self.name, method.as_str(), route, status, elapsed.as_secs_f64());
+        // The query string is left out: it can carry search terms or tokens.
+        log::info!(
+            target: "access",
+            "{method} {path} {status} {:.2}ms rid={rid} peer={peer}",
+            elapsed.as_secs_f64() * 1000.0
+        );
+        resp
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        rid: &str,
+    ) -> (&'static str, Response<Full<Bytes>>) {
+        let method = req.method().clone();
+        let path = req.uri().path();
+        if method == Method::GET || method == Method::HEAD {
+            match path {
+                "/healthz" => return ("/healthz", json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+                "/readyz" => return ("/readyz", self.readyz().await),
+                "/metrics" => return ("/metrics", metrics_response()),
+                _ => {}
+            }
+        }
+        match self.router.find(&method, path) {
+            Match::Found {
+                pattern,
+                handler,
+                params,
+            } => {
+                let (parts, body) = req.into_parts();
+                let ctx = Req::new(parts, body, params, rid.to_string(), peer, self.body_limit);
+                let fut = request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
+                let resp = match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(Ok(resp)) => resp,
+                    Ok(Err(e)) => e.into_response(rid),
+                    Err(panic) => {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        ApiError::internal(std::io::Error::other(format!("handler panicked: {msg}"))).into_response(rid)
+                    }
+                };
+                (pattern, resp)
+            }
+            Match::MethodNotAllowed(allowed) => ("unmatched", ApiError::method_not_allowed(&allowed).into_response(rid)),
+            Match::NotFound => (
+                "unmatched",
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}")).into_response(rid),
+            ),
+        }
+    }
+
+    async fn readyz(&self) -> Response<Full<Bytes>> {
+        let result = match &self.ready {
+            Some(check) => check(self.state.clone()).await,
+            None => Ok(()),
+        };
+        match result {
+            Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+            Err(reason) => {
+                log::warn!("not ready: {reason}");
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({"status": "unavailable", "reason": reason}),
+                )
+            }
+        }
+    }
+}
+
+fn metrics_response() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(crate::metrics::render())));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

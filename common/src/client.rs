@@ -1,0 +1,104 @@
+//! The outbound HTTP client: one reqwest client per process (connection
+//! pooling), connect and request timeouts, the current request id passed
+//! on, and typed errors that map onto the right problem status.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::request_id;
+
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answered: connection refused, DNS, reset, or a timeout.
+    #[error("{url} is unreachable: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// It answered with a non-2xx status.
+    #[error("{url} answered {status}")]
+    Status { url: String, status: StatusCode, body: String },
+    /// It answered 2xx with a body we could not read.
+    #[error("{url} sent an unreadable body: {source}")]
+    Decode {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<ClientError> for ApiError {
+    /// A dependency that is down or broken is the server's problem, reported
+    /// as `503` without the dependency's own words.
+    fn from(e: ClientError) -> Self {
+        ApiError::unavailable("dependency_unavailable", "a service this request depends on is unavailable").with_cause(e)
+    }
+}
+
+impl HttpClient {
+    pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
+        let inner = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("building a reqwest client with static settings");
+        HttpClient { inner }
+    }
+
+    /// A request builder carrying the current `X-Request-Id`, if any.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let rb = self.inner.request(method, url);
+        match request_id::current() {
+            Some(id) => rb.header(request_id::HEADER, id),
+            None => rb,
+        }
+    }
+
+    /// Sends; a non-2xx answer becomes [`ClientError::Status`].
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let (client, request) = rb.build_split();
+        let request = request.map_err(|source| ClientError::Unreachable {
+            url: String::new(),
+            source,
+        })?;
+        let url = request.url().to_string();
+        let resp = client
+            .execute(request)
+            .await
+            .map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(resp)
+        } else {
+            let body = resp.text().await.unwrap_or_default();
+            Err(ClientError::Status { url, status, body })
+        }
+    }
+
+    /// Sends and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let resp = self.send(rb).await?;
+        let url = resp.url().to_string();
+        resp.json().await.map_err(|source| ClientError::Decode { url, source })
+    }
+}

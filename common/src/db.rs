@@ -1,0 +1,263 @@
+//! One database setting, two engines: a SQLite file by default (created with
+//! its directory, WAL mode) or PostgreSQL by URL, through sqlx's `Any`
+//! driver so each service has one code path. Migrations run at start.
+//!
+//! SQL written for both engines keeps to their common ground: `$1`
+//! placeholders, TEXT / BIGINT / INTEGER / BOOLEAN columns, times as epoch
+//! milliseconds, `ON CONFLICT` upserts, and no aggregate without a CAST
+//! (PostgreSQL's SUM is NUMERIC, which `Any` cannot decode).
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::config::{Config, ConfigError, Setting};
+
+/// The settings every service with a database has.
+pub const SETTINGS: &[Setting] = &[
+    Setting::new(
+        "database_url",
+        None,
+        "sqlite://PATH or postgres://USER@HOST/DB; default: a SQLite file in the data directory",
+    ),
+    Setting::new("database_max_connections", Some("10"), "Size of the database connection pool"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool and the engine behind it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL `{0}`: expected sqlite://… or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory { path: PathBuf, source: std::io::Error },
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The database URL from configuration, or a SQLite file named after the
+/// service in the data directory.
+pub fn url_from_config(config: &Config, data_dir: &Path, service: &str) -> Result<String, ConfigError> {
+    match config.raw("database_url") {
+        Some(url) => {
+            if backend_of(url).is_none() {
+                return Err(config.invalid("database_url", "expected sqlite://… or postgres://…"));
+            }
+            Ok(url.to_string())
+        }
+        None => Ok(format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())),
+    }
+}
+
+pub fn backend_of(url: &str) -> Option<Backend> {
+    if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else {
+        None
+    }
+}
+
+/// Where a SQLite URL keeps its file; `None` for in-memory or other engines.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+fn install_drivers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(sqlx::any::install_default_drivers);
+}
+
+impl Db {
+    /// Connects (creating a SQLite file and its directory if missing) and
+    /// runs `migrations` plus the shared outbox migrations.
+    pub async fn connect(url: &str, max_connections: u32, migrations: Migrator) -> Result<Db, DbError> {
+        install_drivers();
+        let backend = backend_of(url).ok_or_else(|| DbError::UnsupportedUrl(redact(url)))?;
+        let mut connect_url = url.to_string();
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_path(url) {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| DbError::Directory {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+                }
+            }
+            if !url.contains("mode=") {
+                connect_url.push(if url.contains('?') { '&' } else { '?' });
+                connect_url.push_str("mode=rwc");
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(&connect_url)
+            .await
+            .map_err(DbError::Connect)?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the one writer; it is a property
+            // of the file, so setting it once per start is enough.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await
+                .map_err(DbError::Connect)?;
+        }
+        let db = Db { pool, backend };
+        db.migrate(crate::outbox::migrations()).await?;
+        db.migrate(migrations).await?;
+        Ok(db)
+    }
+
+    /// Runs one set of migrations. Each crate's set ignores the others'
+    /// versions, so a service's migrations and common's share one table.
+    async fn migrate(&self, mut migrations: Migrator) -> Result<(), DbError> {
+        migrations.set_ignore_missing(true);
+        migrations.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock up front (BEGIN IMMEDIATE), so a read-then-write transaction
+    /// waits its turn instead of failing when another writer commits first.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// The readiness check: one round trip to the database.
+    pub async fn ping(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_: AnyQueryResult| ())
+            .map_err(|e| format!("database: {e}"))
+    }
+}
+
+/// True when the error is a unique-constraint violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// A URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A fresh, empty database for one test: a SQLite file in a temporary
+/// directory, or — when `TEST_DATABASE_URL` is set — a new PostgreSQL
+/// database created on that server and dropped afterwards.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        install_drivers();
+        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(admin_url) => {
+                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let admin = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url)
+                    .await
+                    .expect("TEST_DATABASE_URL must point at a reachable PostgreSQL server");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&admin)
+                    .await
+                    .expect("creating a test database");
+                admin.close().await;
+                let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    _dir: None,
+                    pg: Some((admin_url, name)),
+                }
+            }
+            None => {
+                let dir = tempfile::tempdir().expect("creating a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("test.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.pg.take() else {
+            return;
+        };
+        // Drop runs outside async context guarantees, so a private runtime
+        // on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(admin) = AnyPoolOptions::new().max_connections(1).connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(sqlite_path("sqlite://data/users.db"), Some(PathBuf::from("data/users.db")));
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db?mode=rwc"), Some(PathBuf::from("/tmp/x.db")));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

@@ -1,0 +1,28 @@
+//! What every shop service shares: configuration, logging, the server loop,
+//! health and metrics, errors, JSON bodies, routing, request ids, auth, the
+//! database, the outbound client and the outbox. No business logic lives here.
+
+pub mod app;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod json;
+pub mod logging;
+pub mod metrics;
+pub mod outbox;
+pub mod pagination;
+pub mod request;
+pub mod request_id;
+pub mod router;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod time;
+pub mod webhook;
+
+pub use app::App;
+pub use error::{ApiError, FieldError, Validator};
+pub use request::Req;
+pub use router::{HandlerResult, Router};

@@ -1,0 +1,334 @@
+//! The transactional outbox: messages to other services are written in the
+//! same transaction as the business change that causes them, then a
+//! background task POSTs them until the receiver answers 2xx — across
+//! restarts and outages of either side. Each message carries its id as
+//! `Idempotency-Key` so the receiver can drop a repeat.
+//!
+//! Several replicas may run deliverers on one database: a message is leased
+//! with a conditional UPDATE before it is sent, so only one sends it at a time.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientError, HttpClient};
+use crate::db::Db;
+use crate::time::now_ms;
+
+/// common's own migrations (the outbox table); run by [`Db::connect`].
+pub fn migrations() -> Migrator {
+    sqlx::migrate!("./migrations")
+}
+
+/// Writes a message in the caller's transaction; returns its id.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    target: &str,
+    path: &str,
+    payload: &serde_json::Value,
+) -> Result<String, sqlx::Error> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO outbox (id, target, path, payload, request_id, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&id)
+    .bind(target)
+    .bind(path)
+    .bind(payload.to_string())
+    .bind(crate::request_id::current())
+    .bind(now)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// How a receiver is authenticated.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    /// `Authorization: Bearer <key>` (internal credentials).
+    Bearer(String),
+    /// A `Shop-Signature` header over the body (webhooks).
+    Signature(String),
+}
+
+/// A named receiver: `target` in [`enqueue`] picks one of these.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub base_url: String,
+    pub auth: Auth,
+}
+
+#[derive(Clone, Debug)]
+pub struct OutboxOptions {
+    pub poll_interval: Duration,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    pub batch: i64,
+    /// How long a claimed message is reserved for its sender.
+    pub lease: Duration,
+    /// Delivered messages are deleted after this long.
+    pub keep_delivered: Duration,
+}
+
+impl Default for OutboxOptions {
+    fn default() -> Self {
+        OutboxOptions {
+            poll_interval: Duration::from_millis(500),
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+            batch: 64,
+            lease: Duration::from_secs(60),
+            keep_delivered: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The background deliverer.
+#[derive(Clone)]
+pub struct Outbox {
+    db: Db,
+    client: HttpClient,
+    targets: Arc<HashMap<String, Target>>,
+    wake: Arc<Notify>,
+    options: OutboxOptions,
+}
+
+enum Outcome {
+    Delivered,
+    Retry(String),
+    Rejected(String),
+}
+
+struct Pending {
+    id: String,
+    target: String,
+    path: String,
+    payload: String,
+    request_id: Option<String>,
+    attempts: i64,
+}
+
+impl Outbox {
+    pub fn new(db: Db, client: HttpClient, targets: HashMap<String, Target>, options: OutboxOptions) -> Self {
+        Outbox {
+            db,
+            client,
+            targets: Arc::new(targets),
+            wake: Arc::new(Notify::new()),
+            options,
+        }
+    }
+
+    /// Call after committing a transaction that enqueued, so delivery starts
+    /// now rather than at the next poll.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Delivers until `cancel`; a database hiccup is logged and retried.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut last_cleanup = 0;
+        loop {
+            match self.deliver_due().await {
+                // A full batch means more may be waiting: go again at once.
+                Ok(n) if n as i64 >= self.options.batch => continue,
+                Ok(_) => {}
+                Err(e) => log::warn!("outbox: cannot read pending messages: {e}"),
+            }
+            if now_ms() - last_cleanup > 3_600_000 {
+                last_cleanup = now_ms();
+                self.cleanup().await;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.options.poll_interval) => {}
+            }
+        }
+    }
+
+    /// One pass: sends every due message once. Returns how many were tried.
+    pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT id, target, path, payload, request_id, attempts FROM outbox \
+             WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 AND locked_until <= $1 \
+             ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(self.options.batch)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let pending: Vec<Pending> = rows
+            .iter()
+            .map(|r| Pending {
+                id: r.get("id"),
+                target: r.get("target"),
+                path: r.get("path"),
+                payload: r.get("payload"),
+                request_id: r.get("request_id"),
+                attempts: r.get::<i64, _>("attempts"),
+            })
+            .collect();
+        let count = pending.len();
+        futures::stream::iter(pending)
+            .for_each_concurrent(8, |msg| async move {
+                if let Err(e) = self.deliver_one(msg).await {
+                    log::warn!("outbox: cannot record a delivery attempt: {e}");
+                }
+            })
+            .await;
+        Ok(count)
+    }
+
+    async fn deliver_one(&self, msg: Pending) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        let lease_until = now + self.options.lease.as_millis() as i64;
+        let claimed = sqlx::query(
+            "UPDATE outbox SET locked_until = $1 WHERE id = $2 AND locked_until <= $3 AND delivered_at IS NULL",
+        )
+        .bind(lease_until)
+        .bind(&msg.id)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            return Ok(()); // another replica has it
+        }
+        let outcome = self.send(&msg).await;
+        let attempts = msg.attempts + 1;
+        let done = now_ms();
+        match outcome {
+            Outcome::Delivered => {
+                log::debug!("outbox: delivered {} to {}{}", msg.id, msg.target, msg.path);
+                metrics::counter!("outbox_delivered_total", "target" => msg.target.clone()).increment(1);
+                sqlx::query(
+                    "UPDATE outbox SET delivered_at = $1, attempts = $2, locked_until = 0, last_error = NULL WHERE id = $3",
+                )
+                .bind(done)
+                .bind(attempts)
+                .bind(&msg.id)
+                .execute(&self.db.pool)
+                .await?;
+            }
+            Outcome::Retry(error) => {
+                let delay = self.backoff(attempts);
+                log::warn!(
+                    "outbox: delivery of {} to {}{} failed (attempt {attempts}), retrying in {:?}: {error}",
+                    msg.id,
+                    msg.target,
+                    msg.path,
+                    delay
+                );
+                metrics::counter!("outbox_retries_total", "target" => msg.target.clone()).increment(1);
+                sqlx::query(
+                    "UPDATE outbox SET attempts = $1, next_attempt_at = $2, locked_until = 0, last_error = $3 WHERE id = $4",
+                )
+                .bind(attempts)
+                .bind(done + delay.as_millis() as i64)
+                .bind(&error)
+                .bind(&msg.id)
+                .execute(&self.db.pool)
+                .await?;
+            }
+            Outcome::Rejected(error) => {
+                // The receiver says the message itself is wrong; sending it
+                // again cannot help. Kept in the table for an operator.
+                log::error!(
+                    "outbox: {} to {}{} was rejected and will not be retried: {error}",
+                    msg.id,
+                    msg.target,
+                    msg.path
+                );
+                metrics::counter!("outbox_rejected_total", "target" => msg.target.clone()).increment(1);
+                sqlx::query("UPDATE outbox SET attempts = $1, failed_at = $2, locked_until = 0, last_error = $3 WHERE id = $4")
+                    .bind(attempts)
+                    .bind(done)
+                    .bind(&error)
+                    .bind(&msg.id)
+                    .execute(&self.db.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, msg: &Pending) -> Outcome {
+        let Some(target) = self.targets.get(&msg.target) else {
+            return Outcome::Retry(format!("no receiver configured for target `{}`", msg.target));
+        };
+        let url = format!("{}{}", target.base_url.trim_end_matches('/'), msg.path);
+        let body = msg.payload.clone().into_bytes();
+        let mut rb = self
+            .client
+            .request(reqwest::Method::POST, &url)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &msg.id);
+        if let Some(rid) = &msg.request_id {
+            rb = rb.header(crate::request_id::HEADER, rid);
+        }
+        match &target.auth {
+            Auth::None => {}
+            Auth::Bearer(key) => rb = rb.bearer_auth(key),
+            Auth::Signature(secret) => {
+                let header = crate::webhook::sign(secret, now_ms() / 1000, &body);
+                rb = rb.header(crate::webhook::HEADER, header);
+            }
+        }
+        match self.client.send(rb.body(body)).await {
+            Ok(_) => Outcome::Delivered,
+            Err(ClientError::Status { status, body, .. }) if is_permanent(status) => {
+                Outcome::Rejected(format!("{status}: {}", truncate(&body, 300)))
+            }
+            Err(e) => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    /// Exponential backoff with ±20 % jitter, so many messages that failed
+    /// together do not retry in lockstep.
+    fn backoff(&self, attempts: i64) -> Duration {
+        let exp = attempts.clamp(1, 20) as u32 - 1;
+        let base = self.options.base_backoff.saturating_mul(2u32.saturating_pow(exp));
+        let capped = base.min(self.options.max_backoff);
+        let jitter = rand::thread_rng().gen_range(0.8..1.2);
+        capped.mul_f64(jitter)
+    }
+
+    async fn cleanup(&self) {
+        let cutoff = now_ms() - self.options.keep_delivered.as_millis() as i64;
+        if let Err(e) = sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
+            .bind(cutoff)
+            .execute(&self.db.pool)
+            .await
+        {
+            log::warn!("outbox: cleanup failed: {e}");
+        }
+    }
+}
+
+/// Statuses that say "this message is wrong", as opposed to "not now"
+/// (5xx, 408, 409 in-progress, 429) or a configuration problem an operator
+/// can fix (401, 403, 404).
+fn is_permanent(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 413 | 415 | 422)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

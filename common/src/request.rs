@@ -1,0 +1,88 @@
+//! What a handler receives: the request head, its body, path parameters,
+//! the request id and the client's address.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use http::request::Parts;
+use http::HeaderMap;
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::json;
+
+pub struct Req {
+    pub parts: Parts,
+    body: Option<Incoming>,
+    pub params: HashMap<&'static str, String>,
+    pub request_id: String,
+    pub peer: SocketAddr,
+    pub body_limit: usize,
+}
+
+impl Req {
+    pub fn new(
+        parts: Parts,
+        body: Incoming,
+        params: HashMap<&'static str, String>,
+        request_id: String,
+        peer: SocketAddr,
+        body_limit: usize,
+    ) -> Self {
+        Req {
+            parts,
+            body: Some(body),
+            params,
+            request_id,
+            peer,
+            body_limit,
+        }
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// A header as text; absent or non-UTF-8 values are `None`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A path parameter declared in the route pattern.
+    pub fn param(&self, name: &str) -> &str {
+        // The router only calls a handler whose pattern declares the name,
+        // so a missing one is a typo in the handler.
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("route has no parameter {name}"))
+    }
+
+    /// The JSON body, read once, with the service's size limit.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::internal(std::io::Error::other("request body read twice")))?;
+        json::read_json(&self.parts.headers, body, self.body_limit).await
+    }
+
+    /// The raw body bytes, read once, with the service's size limit.
+    pub async fn bytes(&mut self) -> Result<bytes::Bytes, ApiError> {
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| ApiError::internal(std::io::Error::other("request body read twice")))?;
+        json::read_body(&self.parts.headers, body, self.body_limit).await
+    }
+
+    /// Query parameters; a repeated name keeps its last value.
+    pub fn query(&self) -> HashMap<String, String> {
+        self.parts
+            .uri
+            .query()
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,53 @@
+//! `X-Request-Id`: taken from the client when sane, else generated; carried
+//! in a task-local so outbound calls and logs can pass it on.
+
+use http::HeaderMap;
+
+pub const HEADER: &str = "x-request-id";
+const MAX_LEN: usize = 128;
+
+tokio::task_local! {
+    /// The id of the request the current task is serving.
+    pub static CURRENT: String;
+}
+
+/// The incoming id if it is 1..=128 printable ASCII characters, else a new one.
+pub fn from_headers(headers: &HeaderMap) -> String {
+    headers
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_sane(v))
+        .map(str::to_string)
+        .unwrap_or_else(generate)
+}
+
+pub fn is_sane(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_LEN && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+pub fn generate() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The current task's request id, if it runs inside a request.
+pub fn current() -> Option<String> {
+    CURRENT.try_with(Clone::clone).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn sane_ids_are_kept_and_others_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER, HeaderValue::from_static("abc-123"));
+        assert_eq!(from_headers(&h), "abc-123");
+        h.insert(HEADER, HeaderValue::from_static("has space"));
+        assert_ne!(from_headers(&h), "has space");
+        h.insert(HEADER, HeaderValue::from_str(&"x".repeat(200)).unwrap());
+        assert_eq!(from_headers(&h).len(), 32);
+        assert_eq!(from_headers(&HeaderMap::new()).len(), 32);
+    }
+}

@@ -1,0 +1,140 @@
+//! The accept loop every service and the balancer run.
+//!
+//! hyper-util's auto builder serves HTTP/1.1 and h2c on one port. The loop
+//! survives accept errors (EMFILE and friends), caps concurrent connections,
+//! cuts off clients that are slow to send their headers, and on shutdown
+//! stops accepting, lets in-flight requests finish for a bounded time and
+//! returns.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, ConfigError, Setting};
+
+/// Limits of the accept loop.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The settings behind [`ServerOptions`], shared by every service.
+pub const SETTINGS: &[Setting] = &[
+    Setting::new("max_connections", Some("10000"), "Most client connections served at once"),
+    Setting::new(
+        "header_read_timeout",
+        Some("10s"),
+        "A client must send its request headers within this time",
+    ),
+    Setting::new(
+        "shutdown_timeout",
+        Some("10s"),
+        "How long in-flight requests may finish after SIGTERM",
+    ),
+];
+
+impl ServerOptions {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let max_connections: usize = config.get("max_connections")?;
+        if max_connections == 0 {
+            return Err(config.invalid("max_connections", "must be at least 1"));
+        }
+        Ok(ServerOptions {
+            max_connections,
+            header_read_timeout: config.duration("header_read_timeout")?,
+            shutdown_timeout: config.duration("shutdown_timeout")?,
+        })
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` completes, then drains.
+pub async fn serve<H, F, B>(
+    listener: TcpListener,
+    options: ServerOptions,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    tokio::pin!(shutdown);
+
+    loop {
+        // Waiting for a free slot before accepting leaves excess clients in
+        // the kernel's backlog instead of spawning unbounded tasks.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before
+                    // accept: back off briefly instead of spinning or dying.
+                    log::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let service = service_fn(move |req| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler(req, peer).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                log::debug!("connection from {peer} ended with an error: {e}");
+            }
+            drop(permit);
+        });
+    }
+
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => log::info!("all connections closed"),
+        _ = tokio::time::sleep(options.shutdown_timeout) => {
+            log::warn!("shutdown timeout of {:?} reached; closing remaining connections", options.shutdown_timeout);
+        }
+    }
+}
