@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod shutdown;
+pub mod testing;
 pub mod time;
 pub mod webhook;
 

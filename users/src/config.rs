@@ -1,0 +1,109 @@
+//! The users service's settings: the shared base plus token lifetime,
+//! where the mailer and stats live, the bootstrap admin, login limits and
+//! which proxies may tell us the client's address.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use common::cli::Binary;
+use common::config::{Config, ConfigError, Setting};
+use common::service::{base_settings, BaseConfig};
+
+pub const NAME: &str = "users";
+
+const OWN_SETTINGS: &[Setting] = &[
+    Setting::new("token_ttl", Some("24h"), "How long a login token is valid"),
+    Setting::new("mailer_url", Some("http://127.0.0.1:8004"), "Base URL of the mailer service").shared("SHOP_MAILER_URL"),
+    Setting::new("stats_url", Some("http://127.0.0.1:8005"), "Base URL of the stats service").shared("SHOP_STATS_URL"),
+    Setting::new("admin_email", None, "Admin account created at start if absent").shared("SHOP_ADMIN_EMAIL"),
+    Setting::new("admin_password", None, "Password of that admin account")
+        .shared("SHOP_ADMIN_PASSWORD")
+        .secret(),
+    Setting::new("login_attempts_per_email", Some("5"), "Login attempts per email per minute"),
+    Setting::new("login_attempts_per_ip", Some("20"), "Login attempts per client address per minute"),
+    Setting::new(
+        "trusted_proxies",
+        Some("127.0.0.1,::1"),
+        "Comma-separated addresses whose X-Forwarded-For is believed",
+    ),
+    Setting::new("hash_concurrency", None, "Password hashes computed at once (default: CPU count)"),
+];
+
+pub fn binary() -> Binary {
+    let mut settings = base_settings("127.0.0.1:8001");
+    settings.extend_from_slice(OWN_SETTINGS);
+    Binary {
+        name: NAME,
+        about: "The shop's accounts service: registration, login, tokens and profiles.",
+        prefix: "USERS",
+        settings,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UsersConfig {
+    pub base: BaseConfig,
+    pub token_ttl: Duration,
+    pub mailer_url: String,
+    pub stats_url: String,
+    pub admin: Option<(String, String)>,
+    pub login_attempts_per_email: u32,
+    pub login_attempts_per_ip: u32,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub hash_concurrency: usize,
+}
+
+impl UsersConfig {
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let positive = |key: &str| -> Result<u32, ConfigError> {
+            let n: u32 = config.get(key)?;
+            if n == 0 {
+                return Err(config.invalid(key, "must be at least 1"));
+            }
+            Ok(n)
+        };
+        let admin = match (config.raw("admin_email"), config.raw("admin_password")) {
+            (Some(e), Some(p)) => Some((e.to_string(), p.to_string())),
+            (None, None) => None,
+            (Some(_), None) => return Err(config.invalid("admin_password", "must be set together with admin_email")),
+            (None, Some(_)) => return Err(config.invalid("admin_email", "must be set together with admin_password")),
+        };
+        let trusted_proxies = config
+            .list("trusted_proxies")
+            .iter()
+            .map(|s| s.parse::<IpAddr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| config.invalid("trusted_proxies", e.to_string()))?;
+        let hash_concurrency = match config.get_opt::<usize>("hash_concurrency")? {
+            Some(0) => return Err(config.invalid("hash_concurrency", "must be at least 1")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        };
+        Ok(UsersConfig {
+            base: BaseConfig::from_config(config, NAME)?,
+            token_ttl: config.duration("token_ttl")?,
+            mailer_url: config.get("mailer_url")?,
+            stats_url: config.get("stats_url")?,
+            admin,
+            login_attempts_per_email: positive("login_attempts_per_email")?,
+            login_attempts_per_ip: positive("login_attempts_per_ip")?,
+            trusted_proxies,
+            hash_concurrency,
+        })
+    }
+
+    /// Settings for tests: the given database, unreachable neighbours.
+    pub fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
+        UsersConfig {
+            base: BaseConfig::for_tests(database_url, data_dir),
+            token_ttl: Duration::from_secs(3600),
+            mailer_url: "http://127.0.0.1:9".to_string(),
+            stats_url: "http://127.0.0.1:9".to_string(),
+            admin: None,
+            login_attempts_per_email: 5,
+            login_attempts_per_ip: 100,
+            trusted_proxies: vec!["127.0.0.1".parse().expect("literal")],
+            hash_concurrency: 2,
+        }
+    }
+}

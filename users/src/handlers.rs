@@ -1,0 +1,171 @@
+//! One async function per endpoint of the users API.
+
+use std::sync::Arc;
+
+use common::auth::{Claims, Role};
+use common::json::{json_response, no_content};
+use common::{ApiError, HandlerResult, Req, Validator};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::{parse_id, Email, Name, Password, User};
+use crate::ratelimit::client_ip;
+use crate::store::{Announcements, StoreError};
+use crate::State;
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+            StoreError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Registration {
+    email: String,
+    password: String,
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct Update {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+}
+
+fn welcome(user: &User) -> Announcements {
+    Announcements {
+        welcome_email: json!({
+            "to": user.email,
+            "subject": "Welcome to the shop",
+            "body": format!(
+                "Hello {},\n\nyour account is ready. Sign in with {} to start shopping.\n\nThe Shop",
+                user.name, user.email
+            ),
+        }),
+        stats_event: json!({"user_id": user.id, "action": "user_registered", "data": {}}),
+    }
+}
+
+/// `POST /user/`
+pub async fn register(state: Arc<State>, mut req: Req) -> HandlerResult {
+    let body: Registration = req.json().await?;
+    let mut v = Validator::new();
+    let email = v.parse("email", Email::parse(&body.email));
+    let password = v.parse("password", Password::parse(&body.password));
+    let name = v.parse("name", Name::parse(&body.name));
+    v.finish()?;
+    let (email, password, name) = (email.expect("validated"), password.expect("validated"), name.expect("validated"));
+    let hash = state.hasher.hash(password.expose()).await.map_err(ApiError::internal)?;
+    let user = state
+        .store
+        .create(email.as_str(), name.as_str(), &hash, Role::Customer, Some(&welcome))
+        .await?;
+    state.outbox.notify();
+    log::info!("registered user {}", user.id);
+    Ok(json_response(StatusCode::CREATED, &user))
+}
+
+/// `POST /user/login`
+pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
+    let body: Login = req.json().await?;
+    let ip = client_ip(req.peer, req.headers(), &state.config.trusted_proxies);
+    let email_key = body.email.trim().to_lowercase();
+    if let Err(wait) = state.limiter.check(&email_key, ip) {
+        log::warn!("login throttled for client {ip}");
+        return Err(ApiError::too_many_requests(
+            wait.as_secs_f64().ceil() as u64,
+            "too many login attempts; try again later",
+        ));
+    }
+    let creds = state.store.credentials(body.email.trim()).await?;
+    let ok = state
+        .hasher
+        .verify(&body.password, creds.as_ref().map(|c| c.password_hash.as_str()))
+        .await;
+    let creds = match creds {
+        Some(c) if ok => c,
+        // One answer for an unknown email and a wrong password.
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the email or password is wrong",
+            ))
+        }
+    };
+    let (token, exp) = state.keys.issue(&creds.user.id, creds.user.role);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"token": token, "user_id": creds.user.id, "expires_at": common::time::rfc3339(exp * 1000)}),
+    ))
+}
+
+/// Authenticates the caller, refusing tokens of deleted accounts at once,
+/// and checks they may act on `{id}`. Returns the caller and the target id.
+async fn authorize(state: &State, req: &Req) -> Result<(Claims, Option<String>), ApiError> {
+    let claims = state.keys.authenticate(req.headers())?;
+    if state.store.get(&claims.sub).await?.is_none() {
+        return Err(ApiError::unauthorized("the account of this token no longer exists"));
+    }
+    let raw = req.param("id");
+    claims.require_self_or_admin(raw)?;
+    Ok((claims, parse_id(raw)))
+}
+
+/// `GET /user/{id}`
+pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
+    let (_, id) = authorize(&state, &req).await?;
+    let id = id.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = state.store.get(&id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(json_response(StatusCode::OK, &user))
+}
+
+/// `PUT /user/{id}`: partial update of name, email and password.
+pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
+    let (_, id) = authorize(&state, &req).await?;
+    let body: Update = req.json().await?;
+    let id = id.ok_or_else(|| ApiError::not_found("user"))?;
+    let mut v = Validator::new();
+    let email = body.email.as_deref().and_then(|e| v.parse("email", Email::parse(e)));
+    let password = body.password.as_deref().and_then(|p| v.parse("password", Password::parse(p)));
+    let name = body.name.as_deref().and_then(|n| v.parse("name", Name::parse(n)));
+    v.finish()?;
+    let hash = match password {
+        Some(p) => Some(state.hasher.hash(p.expose()).await.map_err(ApiError::internal)?),
+        None => None,
+    };
+    let user = state
+        .store
+        .update(
+            &id,
+            email.as_ref().map(Email::as_str),
+            name.as_ref().map(Name::as_str),
+            hash.as_deref(),
+            None,
+        )
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(json_response(StatusCode::OK, &user))
+}
+
+/// `DELETE /user/{id}`
+pub async fn delete(state: Arc<State>, req: Req) -> HandlerResult {
+    let (_, id) = authorize(&state, &req).await?;
+    let id = id.ok_or_else(|| ApiError::not_found("user"))?;
+    if !state.store.delete(&id).await? {
+        return Err(ApiError::not_found("user"));
+    }
+    log::info!("deleted user {id}");
+    Ok(no_content())
+}

@@ -1,0 +1,173 @@
+//! All SQL of the users service.
+
+use common::auth::Role;
+use common::db::{is_unique_violation, Db};
+use common::time::{now_ms, rfc3339};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::domain::User;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the email is already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// An account with its hash, for login.
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+/// A new account's welcome email and registration event, written to the
+/// outbox in the same transaction as the account.
+pub struct Announcements {
+    pub welcome_email: serde_json::Value,
+    pub stats_event: serde_json::Value,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pub db: Db,
+}
+
+const USER_COLUMNS: &str = "id, email, name, role, created_at, password_hash";
+
+fn user_from_row(row: &AnyRow) -> User {
+    let role: String = row.get("role");
+    User {
+        id: row.get("id"),
+        email: row.get("email"),
+        name: row.get("name"),
+        // Only this service writes the column, always from a Role.
+        role: Role::parse(&role).unwrap_or(Role::Customer),
+        created_at: rfc3339(row.get::<i64, _>("created_at")),
+    }
+}
+
+fn map_unique(e: sqlx::Error) -> StoreError {
+    if is_unique_violation(&e) {
+        StoreError::EmailTaken
+    } else {
+        StoreError::Db(e)
+    }
+}
+
+impl Store {
+    /// Inserts an account and, in the same transaction, what it announces.
+    pub async fn create(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        announce: Option<&(dyn Fn(&User) -> Announcements + Sync)>,
+    ) -> Result<User, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_ms();
+        let mut tx = self.db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, email_lower, name, password_hash, role, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&id)
+        .bind(email)
+        .bind(email.to_lowercase())
+        .bind(name)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_unique)?;
+        let user = User {
+            id,
+            email: email.to_string(),
+            name: name.to_string(),
+            role,
+            created_at: rfc3339(now),
+        };
+        if let Some(announce) = announce {
+            let a = announce(&user);
+            common::outbox::enqueue(&mut tx, "mailer", "/send_email/", &a.welcome_email).await?;
+            common::outbox::enqueue(&mut tx, "stats", "/log", &a.stats_event).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// A live account by id.
+    pub async fn get(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"))
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// A live account and its hash by email, case-insensitively.
+    pub async fn credentials(&self, email: &str) -> Result<Option<Credentials>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email_lower = $1 AND deleted_at IS NULL"
+        ))
+        .bind(email.to_lowercase())
+        .fetch_optional(&self.db.pool)
+        .await?;
+        Ok(row.map(|r| Credentials {
+            user: user_from_row(&r),
+            password_hash: r.get("password_hash"),
+        }))
+    }
+
+    /// Applies the given changes to a live account; `None` if it is gone.
+    pub async fn update(
+        &self,
+        id: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        password_hash: Option<&str>,
+        role: Option<Role>,
+    ) -> Result<Option<User>, StoreError> {
+        // One conditional UPDATE: COALESCE keeps columns the caller left out,
+        // so concurrent partial updates of different fields never undo each other.
+        let result = sqlx::query(
+            "UPDATE users SET \
+               email = COALESCE($1, email), email_lower = COALESCE($2, email_lower), \
+               name = COALESCE($3, name), password_hash = COALESCE($4, password_hash), \
+               role = COALESCE($5, role), updated_at = $6 \
+             WHERE id = $7 AND deleted_at IS NULL",
+        )
+        .bind(email)
+        .bind(email.map(str::to_lowercase))
+        .bind(name)
+        .bind(password_hash)
+        .bind(role.map(Role::as_str))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await
+        .map_err(map_unique)?;
+        if result.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.get(id).await
+    }
+
+    /// Erases an account's personal data and marks it deleted; its email
+    /// becomes free to register again. `false` if it was already gone.
+    pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE users SET email = '', email_lower = 'deleted:' || id, name = '', password_hash = '', \
+               deleted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND deleted_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
