@@ -41,6 +41,8 @@ pub struct App<S> {
 
 impl<S: Send + Sync + 'static> App<S> {
     pub fn new(name: &'static str, state: Arc<S>, router: Router<S>) -> Self {
+        // Install the recorder now: metrics recorded before it exists are lost.
+        crate::metrics::handle();
         App {
             name,
             state,
@@ -70,7 +72,12 @@ impl<S: Send + Sync + 'static> App<S> {
     }
 
     /// Serves until `shutdown` completes.
-    pub async fn serve(self, listener: TcpListener, options: ServerOptions, shutdown: impl Future<Output = ()>) {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        options: ServerOptions,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let app = Arc::new(self);
         serve(
             listener,
@@ -96,7 +103,13 @@ impl<S: Send + Sync + 'static> App<S> {
         }
         let elapsed = started.elapsed();
         let status = resp.status().as_u16();
-        crate::metrics::record_request(self.name, method.as_str(), route, status, elapsed.as_secs_f64());
+        crate::metrics::record_request(
+            self.name,
+            method.as_str(),
+            route,
+            status,
+            elapsed.as_secs_f64(),
+        );
         // The query string is left out: it can carry search terms or tokens.
         log::info!(
             target: "access",
@@ -116,7 +129,12 @@ impl<S: Send + Sync + 'static> App<S> {
         let path = req.uri().path();
         if method == Method::GET || method == Method::HEAD {
             match path {
-                "/healthz" => return ("/healthz", json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+                "/healthz" => {
+                    return (
+                        "/healthz",
+                        json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+                    )
+                }
                 "/readyz" => return ("/readyz", self.readyz().await),
                 "/metrics" => return ("/metrics", metrics_response()),
                 _ => {}
@@ -130,7 +148,8 @@ impl<S: Send + Sync + 'static> App<S> {
             } => {
                 let (parts, body) = req.into_parts();
                 let ctx = Req::new(parts, body, params, rid.to_string(), peer, self.body_limit);
-                let fut = request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
+                let fut =
+                    request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
                 let resp = match AssertUnwindSafe(fut).catch_unwind().await {
                     Ok(Ok(resp)) => resp,
                     Ok(Err(e)) => e.into_response(rid),
@@ -140,15 +159,26 @@ impl<S: Send + Sync + 'static> App<S> {
                             .map(|s| s.to_string())
                             .or_else(|| panic.downcast_ref::<String>().cloned())
                             .unwrap_or_default();
-                        ApiError::internal(std::io::Error::other(format!("handler panicked: {msg}"))).into_response(rid)
+                        ApiError::internal(std::io::Error::other(format!(
+                            "handler panicked: {msg}"
+                        )))
+                        .into_response(rid)
                     }
                 };
                 (pattern, resp)
             }
-            Match::MethodNotAllowed(allowed) => ("unmatched", ApiError::method_not_allowed(&allowed).into_response(rid)),
+            Match::MethodNotAllowed(allowed) => (
+                "unmatched",
+                ApiError::method_not_allowed(&allowed).into_response(rid),
+            ),
             Match::NotFound => (
                 "unmatched",
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}")).into_response(rid),
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    format!("no route for {path}"),
+                )
+                .into_response(rid),
             ),
         }
     }
@@ -177,6 +207,7 @@ fn metrics_response() -> Response<Full<Bytes>> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -59,7 +59,9 @@ impl Claims {
         if self.sub == user_id || self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::forbidden("this token may not act on another user's resources"))
+            Err(ApiError::forbidden(
+                "this token may not act on another user's resources",
+            ))
         }
     }
 
@@ -134,7 +136,8 @@ impl TokenKeys {
 
     /// The bearer's claims, or `401` when the token is missing or bad.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
-        let token = bearer(headers).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+        let token =
+            bearer(headers).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
         self.verify(token)
     }
 }
@@ -157,7 +160,11 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 ///
 /// Missing or unknown credentials are `401`; a valid *user* token is `403`
 /// (it is a real credential, just not one that may call this).
-pub fn require_internal(headers: &HeaderMap, internal_key: &str, keys: &TokenKeys) -> Result<(), ApiError> {
+pub fn require_internal(
+    headers: &HeaderMap,
+    internal_key: &str,
+    keys: &TokenKeys,
+) -> Result<(), ApiError> {
     let Some(token) = bearer(headers) else {
         return Err(ApiError::unauthorized("internal credentials are required"));
     };
@@ -165,7 +172,9 @@ pub fn require_internal(headers: &HeaderMap, internal_key: &str, keys: &TokenKey
         return Ok(());
     }
     if keys.verify(token).is_ok() {
-        return Err(ApiError::forbidden("user tokens may not call internal endpoints"));
+        return Err(ApiError::forbidden(
+            "user tokens may not call internal endpoints",
+        ));
     }
     Err(ApiError::unauthorized("internal credentials are invalid"))
 }
@@ -187,7 +196,9 @@ mod tests {
     fn issued_tokens_verify() {
         let keys = TokenKeys::new(SECRET, 3600);
         let (token, exp) = keys.issue("u1", Role::Admin);
-        let claims = keys.authenticate(&headers(&format!("Bearer {token}"))).unwrap();
+        let claims = keys
+            .authenticate(&headers(&format!("Bearer {token}")))
+            .unwrap();
         assert_eq!(claims.sub, "u1");
         assert_eq!(claims.role, Role::Admin);
         assert_eq!(claims.exp, exp);
@@ -206,14 +217,21 @@ mod tests {
 
         let now = crate::time::now_ms() / 1000;
         let (old, _) = keys.issue_with("u1", Role::Customer, now - 7200, now - 3600);
-        assert_eq!(keys.verify(&old).unwrap_err().detail, "the token has expired");
+        assert_eq!(
+            keys.verify(&old).unwrap_err().detail,
+            "the token has expired"
+        );
 
         let other = TokenKeys::new("another-secret-another-secret-xx", 3600);
         let (foreign, _) = other.issue("u1", Role::Customer);
         assert_eq!(keys.verify(&foreign).unwrap_err().status, 401);
 
         // alg=none: a header claiming no signature must be refused.
-        let none = format!("{}.{}.", base64_url(br#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+        let none = format!(
+            "{}.{}.",
+            base64_url(br#"{"alg":"none","typ":"JWT"}"#),
+            parts[1]
+        );
         assert_eq!(keys.verify(&none).unwrap_err().status, 401);
     }
 
@@ -231,11 +249,23 @@ mod tests {
         let keys = TokenKeys::new(SECRET, 3600);
         let key = "internal-key-internal-key-intern";
         assert!(require_internal(&headers(&format!("Bearer {key}")), key, &keys).is_ok());
-        assert_eq!(require_internal(&HeaderMap::new(), key, &keys).unwrap_err().status, 401);
-        assert_eq!(require_internal(&headers("Bearer wrong"), key, &keys).unwrap_err().status, 401);
+        assert_eq!(
+            require_internal(&HeaderMap::new(), key, &keys)
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            require_internal(&headers("Bearer wrong"), key, &keys)
+                .unwrap_err()
+                .status,
+            401
+        );
         let (user, _) = keys.issue("u1", Role::Admin);
         assert_eq!(
-            require_internal(&headers(&format!("Bearer {user}")), key, &keys).unwrap_err().status,
+            require_internal(&headers(&format!("Bearer {user}")), key, &keys)
+                .unwrap_err()
+                .status,
             403
         );
     }
@@ -250,7 +280,10 @@ mod tests {
         };
         assert!(c.require_self_or_admin("a").is_ok());
         assert_eq!(c.require_self_or_admin("b").unwrap_err().status, 403);
-        let admin = Claims { role: Role::Admin, ..c };
+        let admin = Claims {
+            role: Role::Admin,
+            ..c
+        };
         assert!(admin.require_self_or_admin("b").is_ok());
     }
 

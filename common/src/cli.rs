@@ -26,8 +26,10 @@ pub struct Binary {
 impl Binary {
     /// The clap command with every setting as a flag; add subcommands to it.
     pub fn command(&self) -> Command {
-        command(self.name, self.about, self.prefix, &self.settings)
-            .subcommand(Command::new("healthcheck").about("Exit 0 if this service's /readyz answers 200, else 1"))
+        command(self.name, self.about, self.prefix, &self.settings).subcommand(
+            Command::new("healthcheck")
+                .about("Exit 0 if this service's /readyz answers 200, else 1"),
+        )
     }
 
     /// Parses the command line (exiting on `--help` or bad flags), starts
@@ -67,9 +69,15 @@ pub async fn healthcheck(listen: SocketAddr) -> ExitCode {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    let client = crate::client::HttpClient::new(std::time::Duration::from_secs(2), std::time::Duration::from_secs(5));
+    let client = crate::client::HttpClient::new(
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(5),
+    );
     let url = format!("http://{addr}/readyz");
-    match client.send(client.request(reqwest::Method::GET, &url)).await {
+    match client
+        .send(client.request(reqwest::Method::GET, &url))
+        .await
+    {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("not ready: {e}");

@@ -26,7 +26,11 @@ pub enum ClientError {
     },
     /// It answered with a non-2xx status.
     #[error("{url} answered {status}")]
-    Status { url: String, status: StatusCode, body: String },
+    Status {
+        url: String,
+        status: StatusCode,
+        body: String,
+    },
     /// It answered 2xx with a body we could not read.
     #[error("{url} sent an unreadable body: {source}")]
     Decode {
@@ -49,7 +53,11 @@ impl From<ClientError> for ApiError {
     /// A dependency that is down or broken is the server's problem, reported
     /// as `503` without the dependency's own words.
     fn from(e: ClientError) -> Self {
-        ApiError::unavailable("dependency_unavailable", "a service this request depends on is unavailable").with_cause(e)
+        ApiError::unavailable(
+            "dependency_unavailable",
+            "a service this request depends on is unavailable",
+        )
+        .with_cause(e)
     }
 }
 
@@ -75,7 +83,10 @@ impl HttpClient {
     }
 
     /// Sends; a non-2xx answer becomes [`ClientError::Status`].
-    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+    pub async fn send(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
         let (client, request) = rb.build_split();
         let request = request.map_err(|source| ClientError::Unreachable {
             url: String::new(),
@@ -85,7 +96,10 @@ impl HttpClient {
         let resp = client
             .execute(request)
             .await
-            .map_err(|source| ClientError::Unreachable { url: url.clone(), source })?;
+            .map_err(|source| ClientError::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         let status = resp.status();
         if status.is_success() {
             Ok(resp)
@@ -96,9 +110,14 @@ impl HttpClient {
     }
 
     /// Sends and decodes a JSON answer.
-    pub async fn json<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let resp = self.send(rb).await?;
         let url = resp.url().to_string();
-        resp.json().await.map_err(|source| ClientError::Decode { url, source })
+        resp.json()
+            .await
+            .map_err(|source| ClientError::Decode { url, source })
     }
 }

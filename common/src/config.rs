@@ -114,7 +114,12 @@ const CONFIG_FLAG: &str = "config";
 
 /// Builds the clap command for a service: one flag per setting plus
 /// `--config`. `--help` lists every setting with its variable and default.
-pub fn command(name: &'static str, about: &'static str, prefix: &str, settings: &[Setting]) -> Command {
+pub fn command(
+    name: &'static str,
+    about: &'static str,
+    prefix: &str,
+    settings: &[Setting],
+) -> Command {
     let mut cmd = Command::new(name).about(about).arg(
         Arg::new(CONFIG_FLAG)
             .long(CONFIG_FLAG)
@@ -146,7 +151,11 @@ pub fn command(name: &'static str, about: &'static str, prefix: &str, settings: 
 impl Config {
     /// Loads the layers from the real process: the file named by `--config`
     /// or `<PREFIX>_CONFIG`, `./.env`, the environment, and `matches`.
-    pub fn load(prefix: &str, settings: &[Setting], matches: &ArgMatches) -> Result<Config, ConfigError> {
+    pub fn load(
+        prefix: &str,
+        settings: &[Setting],
+        matches: &ArgMatches,
+    ) -> Result<Config, ConfigError> {
         let dotenv: Vec<(String, String)> = match dotenvy::from_filename_iter(".env") {
             Ok(iter) => iter.filter_map(Result::ok).collect(),
             Err(_) => Vec::new(),
@@ -158,7 +167,11 @@ impl Config {
             .or_else(|| env.get(&format!("{prefix}_CONFIG")).map(PathBuf::from));
         let flags: Vec<(String, String)> = settings
             .iter()
-            .filter_map(|s| matches.get_one::<String>(s.key).map(|v| (s.key.to_string(), v.clone())))
+            .filter_map(|s| {
+                matches
+                    .get_one::<String>(s.key)
+                    .map(|v| (s.key.to_string(), v.clone()))
+            })
             .collect();
         Config::from_layers(prefix, settings, file.as_deref(), &dotenv, &env, &flags)
     }
@@ -181,13 +194,12 @@ impl Config {
         }
         if let Some(path) = file {
             for (key, value) in read_toml(path)? {
-                let setting = settings
-                    .iter()
-                    .find(|s| s.key == key)
-                    .ok_or_else(|| ConfigError::UnknownKey {
+                let setting = settings.iter().find(|s| s.key == key).ok_or_else(|| {
+                    ConfigError::UnknownKey {
                         key: key.clone(),
                         path: path.to_path_buf(),
-                    })?;
+                    }
+                })?;
                 values.insert(setting.key, (value, Source::File(path.to_path_buf())));
             }
         }
@@ -195,7 +207,11 @@ impl Config {
             let prefixed = s.env_var(prefix);
             // Within one layer the prefixed name wins over the shared one.
             for name in s.shared_env.iter().map(|n| n.to_string()).chain([prefixed]) {
-                if let Some((_, v)) = dotenv.iter().rev().find(|(k, v)| *k == name && !v.is_empty()) {
+                if let Some((_, v)) = dotenv
+                    .iter()
+                    .rev()
+                    .find(|(k, v)| *k == name && !v.is_empty())
+                {
                     values.insert(s.key, (v.clone(), Source::DotEnv(name.clone())));
                 }
             }
@@ -223,7 +239,10 @@ impl Config {
     /// The raw value, if any layer set one. An empty variable counts as unset
     /// (skipped above), so `FOO=` in a compose file keeps the default.
     pub fn raw(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(|(v, _)| v.as_str()).filter(|v| !v.is_empty())
+        self.values
+            .get(key)
+            .map(|(v, _)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn source(&self, key: &str) -> Option<&Source> {
@@ -249,8 +268,10 @@ impl Config {
 
     /// A duration written the human way: `10s`, `500ms`, `2m`, `1h`.
     pub fn duration(&self, key: &str) -> Result<Duration, ConfigError> {
-        self.parse_with(key, |v| humantime::parse_duration(v).map_err(|e| e.to_string()))?
-            .ok_or_else(|| self.missing(key))
+        self.parse_with(key, |v| {
+            humantime::parse_duration(v).map_err(|e| e.to_string())
+        })?
+        .ok_or_else(|| self.missing(key))
     }
 
     /// A boolean: true/false, 1/0, yes/no, on/off.
@@ -285,7 +306,9 @@ impl Config {
         let Some(raw) = self.raw(key) else {
             return Ok(None);
         };
-        parse(raw).map(Some).map_err(|message| self.invalid(key, message))
+        parse(raw)
+            .map(Some)
+            .map_err(|message| self.invalid(key, message))
     }
 
     /// An error about `key` with its source, for checks a service does itself.
@@ -323,7 +346,9 @@ fn read_toml(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
     let mut out = Vec::new();
     for (key, value) in table {
         let text = match value {
@@ -354,16 +379,23 @@ mod tests {
     const SETTINGS: &[Setting] = &[
         Setting::new("listen", Some("127.0.0.1:8001"), "address"),
         Setting::new("workers", Some("4"), "workers"),
-        Setting::new("token_secret", None, "secret").shared("SHOP_TOKEN_SECRET").secret(),
+        Setting::new("token_secret", None, "secret")
+            .shared("SHOP_TOKEN_SECRET")
+            .secret(),
         Setting::new("timeout", Some("10s"), "timeout"),
     ];
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn toml_file(body: &str) -> tempfile::NamedTempFile {
@@ -396,7 +428,10 @@ mod tests {
         let e = env(&[("USERS_LISTEN", "0.0.0.0:3")]);
         let c = Config::from_layers("USERS", SETTINGS, Some(path), &dot, &e, &[]).unwrap();
         assert_eq!(c.raw("listen"), Some("0.0.0.0:3"));
-        assert_eq!(c.source("listen"), Some(&Source::Env("USERS_LISTEN".into())));
+        assert_eq!(
+            c.source("listen"),
+            Some(&Source::Env("USERS_LISTEN".into()))
+        );
 
         let flags = pairs(&[("listen", "0.0.0.0:4")]);
         let c = Config::from_layers("USERS", SETTINGS, Some(path), &dot, &e, &flags).unwrap();
@@ -408,7 +443,10 @@ mod tests {
 
     #[test]
     fn prefixed_variable_beats_the_shared_one() {
-        let e = env(&[("SHOP_TOKEN_SECRET", "shared"), ("USERS_TOKEN_SECRET", "own")]);
+        let e = env(&[
+            ("SHOP_TOKEN_SECRET", "shared"),
+            ("USERS_TOKEN_SECRET", "own"),
+        ]);
         let c = Config::from_layers("USERS", SETTINGS, None, &[], &e, &[]).unwrap();
         assert_eq!(c.raw("token_secret"), Some("own"));
         let e = env(&[("SHOP_TOKEN_SECRET", "shared")]);
@@ -441,10 +479,12 @@ mod tests {
     #[test]
     fn unknown_keys_and_broken_files_are_rejected() {
         let file = toml_file("lisen = \"x\"\n");
-        let err = Config::from_layers("USERS", SETTINGS, Some(file.path()), &[], &env(&[]), &[]).unwrap_err();
+        let err = Config::from_layers("USERS", SETTINGS, Some(file.path()), &[], &env(&[]), &[])
+            .unwrap_err();
         assert!(err.to_string().contains("unknown setting `lisen`"), "{err}");
         let file = toml_file("listen = \n");
-        let err = Config::from_layers("USERS", SETTINGS, Some(file.path()), &[], &env(&[]), &[]).unwrap_err();
+        let err = Config::from_layers("USERS", SETTINGS, Some(file.path()), &[], &env(&[]), &[])
+            .unwrap_err();
         assert!(matches!(err, ConfigError::File { .. }), "{err}");
     }
 

@@ -24,7 +24,11 @@ pub const SETTINGS: &[Setting] = &[
         None,
         "sqlite://PATH or postgres://USER@HOST/DB; default: a SQLite file in the data directory",
     ),
-    Setting::new("database_max_connections", Some("10"), "Size of the database connection pool"),
+    Setting::new(
+        "database_max_connections",
+        Some("10"),
+        "Size of the database connection pool",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +49,10 @@ pub enum DbError {
     #[error("unsupported database URL `{0}`: expected sqlite://… or postgres://…")]
     UnsupportedUrl(String),
     #[error("cannot create the database directory {path}: {source}")]
-    Directory { path: PathBuf, source: std::io::Error },
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("migrations failed: {0}")]
@@ -54,7 +61,11 @@ pub enum DbError {
 
 /// The database URL from configuration, or a SQLite file named after the
 /// service in the data directory.
-pub fn url_from_config(config: &Config, data_dir: &Path, service: &str) -> Result<String, ConfigError> {
+pub fn url_from_config(
+    config: &Config,
+    data_dir: &Path,
+    service: &str,
+) -> Result<String, ConfigError> {
     match config.raw("database_url") {
         Some(url) => {
             if backend_of(url).is_none() {
@@ -62,7 +73,10 @@ pub fn url_from_config(config: &Config, data_dir: &Path, service: &str) -> Resul
             }
             Ok(url.to_string())
         }
-        None => Ok(format!("sqlite://{}", data_dir.join(format!("{service}.db")).display())),
+        None => Ok(format!(
+            "sqlite://{}",
+            data_dir.join(format!("{service}.db")).display()
+        )),
     }
 }
 
@@ -78,7 +92,9 @@ pub fn backend_of(url: &str) -> Option<Backend> {
 
 /// Where a SQLite URL keeps its file; `None` for in-memory or other engines.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
@@ -91,7 +107,11 @@ fn install_drivers() {
 impl Db {
     /// Connects (creating a SQLite file and its directory if missing) and
     /// runs `migrations` plus the shared outbox migrations.
-    pub async fn connect(url: &str, max_connections: u32, migrations: Migrator) -> Result<Db, DbError> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        migrations: Migrator,
+    ) -> Result<Db, DbError> {
         install_drivers();
         let backend = backend_of(url).ok_or_else(|| DbError::UnsupportedUrl(redact(url)))?;
         let mut connect_url = url.to_string();
@@ -185,7 +205,10 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         install_drivers();
-        match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+        match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
             Some(admin_url) => {
                 let name = format!("test_{}", uuid::Uuid::new_v4().simple());
                 let admin = AnyPoolOptions::new()
@@ -227,11 +250,18 @@ impl Drop for TestDb {
         // Drop runs outside async context guarantees, so a private runtime
         // on its own thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
-                if let Ok(admin) = AnyPoolOptions::new().max_connections(1).connect(&admin_url).await {
+                if let Ok(admin) = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&admin_url)
+                    .await
+                {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&admin)
                         .await;
@@ -249,8 +279,14 @@ mod tests {
 
     #[test]
     fn sqlite_paths() {
-        assert_eq!(sqlite_path("sqlite://data/users.db"), Some(PathBuf::from("data/users.db")));
-        assert_eq!(sqlite_path("sqlite:///tmp/x.db?mode=rwc"), Some(PathBuf::from("/tmp/x.db")));
+        assert_eq!(
+            sqlite_path("sqlite://data/users.db"),
+            Some(PathBuf::from("data/users.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x"), None);
     }

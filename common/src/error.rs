@@ -49,7 +49,11 @@ struct ProblemBody<'a> {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code: code.into(),
@@ -80,7 +84,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
@@ -93,7 +101,11 @@ impl ApiError {
             [one] => format!("{}: {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        );
         e.errors = errors;
         e
     }
@@ -116,10 +128,15 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(allowed: &[Method]) -> Self {
-        let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
         let detail = format!("allowed methods: {allow}");
         let value = HeaderValue::from_str(&allow).expect("method names are valid header values");
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).with_header(ALLOW, value)
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail)
+            .with_header(ALLOW, value)
     }
 
     /// `503`: a dependency is down; the client may retry later.
@@ -130,7 +147,11 @@ impl ApiError {
     /// `500` for anything unexpected. The cause is logged, the client sees
     /// only that something went wrong.
     pub fn internal(cause: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred");
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an internal error occurred",
+        );
         e.cause = Some(cause.into());
         e
     }
@@ -144,8 +165,16 @@ impl ApiError {
     pub fn into_response(self, request_id: &str) -> Response<Full<Bytes>> {
         if self.status.is_server_error() {
             match &self.cause {
-                Some(cause) => log::error!("request {request_id} failed: {}: {}", self.code, chain(cause.as_ref())),
-                None => log::warn!("request {request_id} answered {}: {}", self.status, self.detail),
+                Some(cause) => log::error!(
+                    "request {request_id} failed: {}: {}",
+                    self.code,
+                    chain(cause.as_ref())
+                ),
+                None => log::warn!(
+                    "request {request_id} answered {}: {}",
+                    self.status,
+                    self.detail
+                ),
             }
         }
         let body = ProblemBody {
@@ -159,8 +188,10 @@ impl ApiError {
         let bytes = serde_json::to_vec(&body).expect("problem body always serializes");
         let mut resp = Response::new(Full::new(Bytes::from(bytes)));
         *resp.status_mut() = self.status;
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         for (name, value) in self.headers {
             resp.headers_mut().append(name, value);
         }
@@ -193,7 +224,8 @@ impl From<sqlx::Error> for ApiError {
         // A pool that cannot hand out a connection is an outage, not a bug.
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                ApiError::unavailable("database_unavailable", "the database is not reachable").with_cause(e)
+                ApiError::unavailable("database_unavailable", "the database is not reachable")
+                    .with_cause(e)
             }
             other => ApiError::internal(other),
         }
@@ -268,7 +300,10 @@ mod tests {
         assert_eq!(body["status"], 422);
         assert_eq!(body["code"], "validation_failed");
         assert_eq!(body["title"], "Unprocessable Entity");
-        assert_eq!(body["type"], "https://shop.example/problems/validation-failed");
+        assert_eq!(
+            body["type"],
+            "https://shop.example/problems/validation-failed"
+        );
         assert_eq!(body["errors"][0]["field"], "email");
         assert!(body["detail"].as_str().unwrap().contains("email"));
     }

@@ -18,12 +18,21 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// Collects a body of at most `limit` bytes; `413` beyond it.
-pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -42,12 +51,20 @@ pub async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Res
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request("body_unreadable", "the request body could not be read").with_cause(e)),
+        Err(e) => Err(ApiError::bad_request(
+            "body_unreadable",
+            "the request body could not be read",
+        )
+        .with_cause(e)),
     }
 }
 
 /// Reads and parses a JSON body into `T`.
-pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<T, ApiError> {
+pub async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<T, ApiError> {
     if !is_json_content_type(headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -61,8 +78,12 @@ pub async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Incoming,
 
 /// Parses bytes into `T`: syntax errors are `400`, shape errors `422`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the request body is not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("the request body is not valid JSON: {e}"),
+        )
+    })?;
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
@@ -163,9 +184,15 @@ mod tests {
     fn content_types() {
         let mut h = HeaderMap::new();
         assert!(!is_json_content_type(&h));
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert!(is_json_content_type(&h));
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("Application/Merge-Patch+JSON"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("Application/Merge-Patch+JSON"),
+        );
         assert!(is_json_content_type(&h));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(!is_json_content_type(&h));

@@ -1,14 +1,17 @@
 //! What every shop service shares: configuration, logging, the server loop,
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
-//! database, the outbound client and the outbox. No business logic lives here.
+//! database, the outbound client, the outbox, webhook signatures and
+//! idempotency keys. No business logic lives here.
 
 pub mod app;
 pub mod auth;
+pub mod background;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod idempotency;
 pub mod json;
 pub mod logging;
 pub mod metrics;
@@ -16,6 +19,7 @@ pub mod outbox;
 pub mod pagination;
 pub mod request;
 pub mod request_id;
+pub mod retry;
 pub mod router;
 pub mod server;
 pub mod service;

@@ -7,7 +7,8 @@ use std::io::Write;
 /// Initializes the global logger once; later calls (tests) are no-ops.
 pub fn init() {
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if json {
         builder.format(|buf, record| {
             let line = serde_json::json!({

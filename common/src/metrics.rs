@@ -40,7 +40,13 @@ pub fn render() -> String {
 }
 
 /// Records one served request.
-pub fn record_request(service: &'static str, method: &str, route: &'static str, status: u16, seconds: f64) {
+pub fn record_request(
+    service: &'static str,
+    method: &str,
+    route: &'static str,
+    status: u16,
+    seconds: f64,
+) {
     let labels = [
         ("service", service.to_string()),
         ("method", method.to_string()),

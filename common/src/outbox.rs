@@ -88,7 +88,8 @@ impl Default for OutboxOptions {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(300),
             batch: 64,
-            lease: Duration::from_secs(60),
+            // Longer than one delivery can take (the client's request timeout).
+            lease: Duration::from_secs(30),
             keep_delivered: Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -120,7 +121,12 @@ struct Pending {
 }
 
 impl Outbox {
-    pub fn new(db: Db, client: HttpClient, targets: HashMap<String, Target>, options: OutboxOptions) -> Self {
+    pub fn new(
+        db: Db,
+        client: HttpClient,
+        targets: HashMap<String, Target>,
+        options: OutboxOptions,
+    ) -> Self {
         Outbox {
             db,
             client,
@@ -214,7 +220,8 @@ impl Outbox {
         match outcome {
             Outcome::Delivered => {
                 log::debug!("outbox: delivered {} to {}{}", msg.id, msg.target, msg.path);
-                metrics::counter!("outbox_delivered_total", "target" => msg.target.clone()).increment(1);
+                metrics::counter!("outbox_delivered_total", "target" => msg.target.clone())
+                    .increment(1);
                 sqlx::query(
                     "UPDATE outbox SET delivered_at = $1, attempts = $2, locked_until = 0, last_error = NULL WHERE id = $3",
                 )
@@ -233,7 +240,8 @@ impl Outbox {
                     msg.path,
                     delay
                 );
-                metrics::counter!("outbox_retries_total", "target" => msg.target.clone()).increment(1);
+                metrics::counter!("outbox_retries_total", "target" => msg.target.clone())
+                    .increment(1);
                 sqlx::query(
                     "UPDATE outbox SET attempts = $1, next_attempt_at = $2, locked_until = 0, last_error = $3 WHERE id = $4",
                 )
@@ -253,7 +261,8 @@ impl Outbox {
                     msg.target,
                     msg.path
                 );
-                metrics::counter!("outbox_rejected_total", "target" => msg.target.clone()).increment(1);
+                metrics::counter!("outbox_rejected_total", "target" => msg.target.clone())
+                    .increment(1);
                 sqlx::query("UPDATE outbox SET attempts = $1, failed_at = $2, locked_until = 0, last_error = $3 WHERE id = $4")
                     .bind(attempts)
                     .bind(done)
@@ -268,7 +277,10 @@ impl Outbox {
 
     async fn send(&self, msg: &Pending) -> Outcome {
         let Some(target) = self.targets.get(&msg.target) else {
-            return Outcome::Retry(format!("no receiver configured for target `{}`", msg.target));
+            return Outcome::Retry(format!(
+                "no receiver configured for target `{}`",
+                msg.target
+            ));
         };
         let url = format!("{}{}", target.base_url.trim_end_matches('/'), msg.path);
         let body = msg.payload.clone().into_bytes();
@@ -301,7 +313,10 @@ impl Outbox {
     /// together do not retry in lockstep.
     fn backoff(&self, attempts: i64) -> Duration {
         let exp = attempts.clamp(1, 20) as u32 - 1;
-        let base = self.options.base_backoff.saturating_mul(2u32.saturating_pow(exp));
+        let base = self
+            .options
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(exp));
         let capped = base.min(self.options.max_backoff);
         let jitter = rand::thread_rng().gen_range(0.8..1.2);
         capped.mul_f64(jitter)
@@ -309,10 +324,11 @@ impl Outbox {
 
     async fn cleanup(&self) {
         let cutoff = now_ms() - self.options.keep_delivered.as_millis() as i64;
-        if let Err(e) = sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
-            .bind(cutoff)
-            .execute(&self.db.pool)
-            .await
+        if let Err(e) =
+            sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
+                .bind(cutoff)
+                .execute(&self.db.pool)
+                .await
         {
             log::warn!("outbox: cleanup failed: {e}");
         }

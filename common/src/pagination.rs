@@ -73,17 +73,33 @@ mod tests {
     use super::*;
 
     fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_and_bounds() {
         assert_eq!(
             PageParams::from_query(&q(&[])).unwrap(),
-            PageParams { limit: 20, offset: 0 }
+            PageParams {
+                limit: 20,
+                offset: 0
+            }
         );
-        assert_eq!(PageParams::from_query(&q(&[("limit", "100")])).unwrap().limit, 100);
-        for bad in [("limit", "101"), ("limit", "0"), ("limit", "x"), ("offset", "-1")] {
+        assert_eq!(
+            PageParams::from_query(&q(&[("limit", "100")]))
+                .unwrap()
+                .limit,
+            100
+        );
+        for bad in [
+            ("limit", "101"),
+            ("limit", "0"),
+            ("limit", "x"),
+            ("offset", "-1"),
+        ] {
             let e = PageParams::from_query(&q(&[bad])).unwrap_err();
             assert_eq!(e.status, 422);
             assert_eq!(e.errors[0].field, bad.0);

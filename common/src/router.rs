@@ -73,13 +73,15 @@ impl<S: Send + Sync + 'static> Router<S> {
         Fut: Future<Output = HandlerResult> + Send + 'static,
     {
         let segments = split(pattern)
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => Segment::Param(name),
-                None => {
-                    assert!(!s.contains(['{', '}']), "bad route pattern {pattern}");
-                    Segment::Literal(s)
-                }
-            })
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name),
+                    None => {
+                        assert!(!s.contains(['{', '}']), "bad route pattern {pattern}");
+                        Segment::Literal(s)
+                    }
+                },
+            )
             .collect();
         self.routes.push(Route {
             method,
@@ -145,13 +147,18 @@ impl<S: Send + Sync + 'static> Router<S> {
             return Match::NotFound;
         };
         // HEAD is served by the GET handler; hyper drops the body.
-        let wanted = if method == Method::HEAD { &Method::GET } else { method };
-        match group.iter().find(|r| &r.method == wanted) {
+        let wanted = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        match group.iter().find(|r| r.method == *wanted) {
             Some(route) => {
                 let mut params = HashMap::new();
                 for (seg, part) in route.segments.iter().zip(&parts) {
                     if let Segment::Param(name) = seg {
-                        let decoded = percent_encoding::percent_decode_str(part).decode_utf8_lossy();
+                        let decoded =
+                            percent_encoding::percent_decode_str(part).decode_utf8_lossy();
                         params.insert(*name, decoded.into_owned());
                     }
                 }
@@ -200,7 +207,9 @@ mod tests {
 
     fn found(m: Match<'_, ()>) -> (&'static str, HashMap<&'static str, String>) {
         match m {
-            Match::Found { pattern, params, .. } => (pattern, params),
+            Match::Found {
+                pattern, params, ..
+            } => (pattern, params),
             Match::MethodNotAllowed(a) => panic!("405 {a:?}"),
             Match::NotFound => panic!("404"),
         }
@@ -218,7 +227,9 @@ mod tests {
         let r = router();
         assert_eq!(found(r.find(&Method::POST, "/user/login")).0, "/user/login");
         // GET /user/login is a known path with the wrong method.
-        assert!(matches!(r.find(&Method::GET, "/user/login"), Match::MethodNotAllowed(m) if m == vec![Method::POST]));
+        assert!(
+            matches!(r.find(&Method::GET, "/user/login"), Match::MethodNotAllowed(m) if m == vec![Method::POST])
+        );
     }
 
     #[test]
@@ -233,7 +244,9 @@ mod tests {
     fn wrong_method_lists_allowed_ones_and_head_follows_get() {
         let r = router();
         match r.find(&Method::DELETE, "/user/42") {
-            Match::MethodNotAllowed(m) => assert_eq!(m, vec![Method::GET, Method::PUT, Method::HEAD]),
+            Match::MethodNotAllowed(m) => {
+                assert_eq!(m, vec![Method::GET, Method::PUT, Method::HEAD])
+            }
             _ => panic!("expected 405"),
         }
         assert_eq!(found(r.find(&Method::HEAD, "/user/42")).0, "/user/{id}");

@@ -45,7 +45,11 @@ impl Default for ServerOptions {
 
 /// The settings behind [`ServerOptions`], shared by every service.
 pub const SETTINGS: &[Setting] = &[
-    Setting::new("max_connections", Some("10000"), "Most client connections served at once"),
+    Setting::new(
+        "max_connections",
+        Some("10000"),
+        "Most client connections served at once",
+    ),
     Setting::new(
         "header_read_timeout",
         Some("10s"),

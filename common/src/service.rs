@@ -11,15 +11,35 @@ use crate::server::ServerOptions;
 /// The settings of [`BaseConfig`]; `listen` gets the service's own default.
 pub fn base_settings(default_listen: &'static str) -> Vec<Setting> {
     let mut settings = vec![
-        Setting::new("listen", Some(default_listen), "Address and port to listen on"),
-        Setting::new("data_dir", Some("data"), "Directory for the SQLite file and other local data"),
-        Setting::new("token_secret", None, "Secret that signs user tokens (at least 32 characters)")
-            .shared("SHOP_TOKEN_SECRET")
-            .secret(),
-        Setting::new("internal_key", None, "Credential services present to each other's internal endpoints")
-            .shared("SHOP_INTERNAL_KEY")
-            .secret(),
-        Setting::new("max_body_bytes", Some("1048576"), "Largest accepted request body"),
+        Setting::new(
+            "listen",
+            Some(default_listen),
+            "Address and port to listen on",
+        ),
+        Setting::new(
+            "data_dir",
+            Some("data"),
+            "Directory for the SQLite file and other local data",
+        ),
+        Setting::new(
+            "token_secret",
+            None,
+            "Secret that signs user tokens (at least 32 characters)",
+        )
+        .shared("SHOP_TOKEN_SECRET")
+        .secret(),
+        Setting::new(
+            "internal_key",
+            None,
+            "Credential services present to each other's internal endpoints",
+        )
+        .shared("SHOP_INTERNAL_KEY")
+        .secret(),
+        Setting::new(
+            "max_body_bytes",
+            Some("1048576"),
+            "Largest accepted request body",
+        ),
     ];
     settings.extend_from_slice(crate::db::SETTINGS);
     settings.extend_from_slice(crate::server::SETTINGS);
@@ -87,12 +107,22 @@ impl BaseConfig {
 pub fn secret_or_dev(config: &Config, key: &str, data_dir: &Path) -> Result<String, ConfigError> {
     if let Some(value) = config.raw(key) {
         if value.len() < MIN_SECRET_LEN {
-            return Err(config.invalid(key, format!("must be at least {MIN_SECRET_LEN} characters")));
+            return Err(
+                config.invalid(key, format!("must be at least {MIN_SECRET_LEN} characters"))
+            );
         }
         return Ok(value.to_string());
     }
     let path = data_dir.join("secrets").join(key);
-    let secret = dev_secret(&path).map_err(|e| config.invalid(key, format!("cannot keep a development secret in {}: {e}", path.display())))?;
+    let secret = dev_secret(&path).map_err(|e| {
+        config.invalid(
+            key,
+            format!(
+                "cannot keep a development secret in {}: {e}",
+                path.display()
+            ),
+        )
+    })?;
     log::warn!(
         "no `{key}` configured; using the development secret in {} (set it explicitly in production)",
         path.display()
@@ -153,9 +183,13 @@ mod tests {
     #[test]
     fn short_configured_secrets_are_refused() {
         let settings = base_settings("127.0.0.1:1");
-        let env = [("X_TOKEN_SECRET".to_string(), "short".to_string())].into_iter().collect();
+        let env = [("X_TOKEN_SECRET".to_string(), "short".to_string())]
+            .into_iter()
+            .collect();
         let config = Config::from_layers("X", &settings, None, &[], &env, &[]).unwrap();
-        let err = BaseConfig::from_config(&config, "x").unwrap_err().to_string();
+        let err = BaseConfig::from_config(&config, "x")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("token_secret"), "{err}");
         assert!(err.contains("X_TOKEN_SECRET"), "{err}");
         assert!(!err.contains("short"), "secrets are not echoed: {err}");

@@ -47,8 +47,12 @@ where
     F: FnOnce(TcpListener, Shutdown) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding a loopback port");
-    let addr = listener.local_addr().expect("a bound socket has an address");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a loopback port");
+    let addr = listener
+        .local_addr()
+        .expect("a bound socket has an address");
     let (tx, rx) = oneshot::channel::<()>();
     let shutdown: Shutdown = Box::pin(async move {
         let _ = rx.await;

@@ -11,7 +11,8 @@ pub fn now_ms() -> i64 {
 
 /// `2026-11-27T10:32:24.123Z`, or without fraction when it is whole seconds.
 pub fn rfc3339(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     if ms % 1000 == 0 {
         // Whole seconds print without a fraction, as in API.md's example.
         t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339)
@@ -36,8 +37,14 @@ mod tests {
     fn round_trip() {
         assert_eq!(rfc3339(1_795_775_544_000), "2026-11-27T10:32:24Z");
         assert_eq!(rfc3339(1_795_775_544_123), "2026-11-27T10:32:24.123Z");
-        assert_eq!(parse_rfc3339("2026-11-27T10:32:24Z").unwrap(), 1_795_775_544_000);
-        assert_eq!(parse_rfc3339("2026-11-27T11:32:24+01:00").unwrap(), 1_795_775_544_000);
+        assert_eq!(
+            parse_rfc3339("2026-11-27T10:32:24Z").unwrap(),
+            1_795_775_544_000
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-27T11:32:24+01:00").unwrap(),
+            1_795_775_544_000
+        );
         assert!(parse_rfc3339("yesterday").is_err());
     }
 }

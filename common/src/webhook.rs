@@ -11,7 +11,8 @@ pub const HEADER: &str = "shop-signature";
 type HmacSha256 = Hmac<Sha256>;
 
 fn mac(secret: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac =
+        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -36,13 +37,21 @@ pub enum SignatureError {
 
 /// Verifies `header` for `body`: the timestamp must be within `tolerance_secs`
 /// of `now` and one `v1` signature must match (compared in constant time).
-pub fn verify(secret: &str, header: &str, body: &[u8], now: i64, tolerance_secs: i64) -> Result<(), SignatureError> {
+pub fn verify(
+    secret: &str,
+    header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance_secs: i64,
+) -> Result<(), SignatureError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", v)) => timestamp = v.parse::<i64>().ok(),
-            Some(("v1", v)) => signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?),
+            Some(("v1", v)) => {
+                signatures.push(hex::decode(v).map_err(|_| SignatureError::Malformed)?)
+            }
             _ => {}
         }
     }
@@ -54,7 +63,10 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: i64, tolerance_secs:
         return Err(SignatureError::Stale);
     }
     let expected = mac(secret, t, body);
-    if signatures.iter().any(|sig| expected.clone().verify_slice(sig).is_ok()) {
+    if signatures
+        .iter()
+        .any(|sig| expected.clone().verify_slice(sig).is_ok())
+    {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -70,10 +82,25 @@ mod tests {
         let h = sign("whsec", 1000, b"{}");
         assert!(h.starts_with("t=1000,v1="));
         assert_eq!(verify("whsec", &h, b"{}", 1010, 300), Ok(()));
-        assert_eq!(verify("whsec", &h, b"{ }", 1010, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify("other", &h, b"{}", 1010, 300), Err(SignatureError::Mismatch));
-        assert_eq!(verify("whsec", &h, b"{}", 2000, 300), Err(SignatureError::Stale));
-        assert_eq!(verify("whsec", "v1=zz", b"{}", 1000, 300), Err(SignatureError::Malformed));
-        assert_eq!(verify("whsec", "t=1000", b"{}", 1000, 300), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify("whsec", &h, b"{ }", 1010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify("other", &h, b"{}", 1010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify("whsec", &h, b"{}", 2000, 300),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify("whsec", "v1=zz", b"{}", 1000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify("whsec", "t=1000", b"{}", 1000, 300),
+            Err(SignatureError::Malformed)
+        );
     }
 }

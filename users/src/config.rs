@@ -13,20 +13,47 @@ pub const NAME: &str = "users";
 
 const OWN_SETTINGS: &[Setting] = &[
     Setting::new("token_ttl", Some("24h"), "How long a login token is valid"),
-    Setting::new("mailer_url", Some("http://127.0.0.1:8004"), "Base URL of the mailer service").shared("SHOP_MAILER_URL"),
-    Setting::new("stats_url", Some("http://127.0.0.1:8005"), "Base URL of the stats service").shared("SHOP_STATS_URL"),
-    Setting::new("admin_email", None, "Admin account created at start if absent").shared("SHOP_ADMIN_EMAIL"),
+    Setting::new(
+        "mailer_url",
+        Some("http://127.0.0.1:8004"),
+        "Base URL of the mailer service",
+    )
+    .shared("SHOP_MAILER_URL"),
+    Setting::new(
+        "stats_url",
+        Some("http://127.0.0.1:8005"),
+        "Base URL of the stats service",
+    )
+    .shared("SHOP_STATS_URL"),
+    Setting::new(
+        "admin_email",
+        None,
+        "Admin account created at start if absent",
+    )
+    .shared("SHOP_ADMIN_EMAIL"),
     Setting::new("admin_password", None, "Password of that admin account")
         .shared("SHOP_ADMIN_PASSWORD")
         .secret(),
-    Setting::new("login_attempts_per_email", Some("5"), "Login attempts per email per minute"),
-    Setting::new("login_attempts_per_ip", Some("20"), "Login attempts per client address per minute"),
+    Setting::new(
+        "login_attempts_per_email",
+        Some("5"),
+        "Login attempts per email per minute",
+    ),
+    Setting::new(
+        "login_attempts_per_ip",
+        Some("20"),
+        "Login attempts per client address per minute",
+    ),
     Setting::new(
         "trusted_proxies",
         Some("127.0.0.1,::1"),
         "Comma-separated addresses whose X-Forwarded-For is believed",
     ),
-    Setting::new("hash_concurrency", None, "Password hashes computed at once (default: CPU count)"),
+    Setting::new(
+        "hash_concurrency",
+        None,
+        "Password hashes computed at once (default: CPU count)",
+    ),
 ];
 
 pub fn binary() -> Binary {
@@ -65,8 +92,16 @@ impl UsersConfig {
         let admin = match (config.raw("admin_email"), config.raw("admin_password")) {
             (Some(e), Some(p)) => Some((e.to_string(), p.to_string())),
             (None, None) => None,
-            (Some(_), None) => return Err(config.invalid("admin_password", "must be set together with admin_email")),
-            (None, Some(_)) => return Err(config.invalid("admin_email", "must be set together with admin_password")),
+            (Some(_), None) => {
+                return Err(
+                    config.invalid("admin_password", "must be set together with admin_email")
+                )
+            }
+            (None, Some(_)) => {
+                return Err(
+                    config.invalid("admin_email", "must be set together with admin_password")
+                )
+            }
         };
         let trusted_proxies = config
             .list("trusted_proxies")
@@ -77,7 +112,9 @@ impl UsersConfig {
         let hash_concurrency = match config.get_opt::<usize>("hash_concurrency")? {
             Some(0) => return Err(config.invalid("hash_concurrency", "must be at least 1")),
             Some(n) => n,
-            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
         };
         Ok(UsersConfig {
             base: BaseConfig::from_config(config, NAME)?,

@@ -16,7 +16,9 @@ impl Email {
         }
         // A shop mails its customers, so the domain must be a public-looking
         // one: `ann@localhost` parses but cannot be delivered to.
-        let dotted_domain = trimmed.rsplit_once('@').is_some_and(|(_, d)| d.contains('.'));
+        let dotted_domain = trimmed
+            .rsplit_once('@')
+            .is_some_and(|(_, d)| d.contains('.'));
         if !email_address::EmailAddress::is_valid(trimmed) || !dotted_domain {
             return Err("must be a valid email address".into());
         }
@@ -104,7 +106,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse(" Ann@Example.com ").unwrap().lower(), "ann@example.com");
+        assert_eq!(
+            Email::parse(" Ann@Example.com ").unwrap().lower(),
+            "ann@example.com"
+        );
         for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "ann@localhost"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
@@ -115,7 +120,10 @@ mod tests {
         assert!(Password::parse("1234567").is_err());
         assert!(Password::parse("12345678").is_ok());
         assert!(Password::parse(&"x".repeat(1025)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("secret-pass").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pass").unwrap()),
+            "Password(***)"
+        );
         assert!(Name::parse("  ").is_err());
         assert!(Name::parse("a\u{0}b").is_err());
         assert_eq!(Name::parse(" Ann ").unwrap().as_str(), "Ann");

@@ -17,7 +17,9 @@ use crate::State;
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+            StoreError::EmailTaken => {
+                ApiError::conflict("email_taken", "an account with this email already exists")
+            }
             StoreError::Db(e) => e.into(),
         }
     }
@@ -65,11 +67,25 @@ pub async fn register(state: Arc<State>, mut req: Req) -> HandlerResult {
     let password = v.parse("password", Password::parse(&body.password));
     let name = v.parse("name", Name::parse(&body.name));
     v.finish()?;
-    let (email, password, name) = (email.expect("validated"), password.expect("validated"), name.expect("validated"));
-    let hash = state.hasher.hash(password.expose()).await.map_err(ApiError::internal)?;
+    let (email, password, name) = (
+        email.expect("validated"),
+        password.expect("validated"),
+        name.expect("validated"),
+    );
+    let hash = state
+        .hasher
+        .hash(password.expose())
+        .await
+        .map_err(ApiError::internal)?;
     let user = state
         .store
-        .create(email.as_str(), name.as_str(), &hash, Role::Customer, Some(&welcome))
+        .create(
+            email.as_str(),
+            name.as_str(),
+            &hash,
+            Role::Customer,
+            Some(&welcome),
+        )
         .await?;
     state.outbox.notify();
     log::info!("registered user {}", user.id);
@@ -91,7 +107,10 @@ pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
     let creds = state.store.credentials(body.email.trim()).await?;
     let ok = state
         .hasher
-        .verify(&body.password, creds.as_ref().map(|c| c.password_hash.as_str()))
+        .verify(
+            &body.password,
+            creds.as_ref().map(|c| c.password_hash.as_str()),
+        )
         .await;
     let creds = match creds {
         Some(c) if ok => c,
@@ -116,7 +135,9 @@ pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
 async fn authorize(state: &State, req: &Req) -> Result<(Claims, Option<String>), ApiError> {
     let claims = state.keys.authenticate(req.headers())?;
     if state.store.get(&claims.sub).await?.is_none() {
-        return Err(ApiError::unauthorized("the account of this token no longer exists"));
+        return Err(ApiError::unauthorized(
+            "the account of this token no longer exists",
+        ));
     }
     let raw = req.param("id");
     claims.require_self_or_admin(raw)?;
@@ -127,7 +148,11 @@ async fn authorize(state: &State, req: &Req) -> Result<(Claims, Option<String>),
 pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
     let (_, id) = authorize(&state, &req).await?;
     let id = id.ok_or_else(|| ApiError::not_found("user"))?;
-    let user = state.store.get(&id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let user = state
+        .store
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     Ok(json_response(StatusCode::OK, &user))
 }
 
@@ -137,12 +162,27 @@ pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
     let body: Update = req.json().await?;
     let id = id.ok_or_else(|| ApiError::not_found("user"))?;
     let mut v = Validator::new();
-    let email = body.email.as_deref().and_then(|e| v.parse("email", Email::parse(e)));
-    let password = body.password.as_deref().and_then(|p| v.parse("password", Password::parse(p)));
-    let name = body.name.as_deref().and_then(|n| v.parse("name", Name::parse(n)));
+    let email = body
+        .email
+        .as_deref()
+        .and_then(|e| v.parse("email", Email::parse(e)));
+    let password = body
+        .password
+        .as_deref()
+        .and_then(|p| v.parse("password", Password::parse(p)));
+    let name = body
+        .name
+        .as_deref()
+        .and_then(|n| v.parse("name", Name::parse(n)));
     v.finish()?;
     let hash = match password {
-        Some(p) => Some(state.hasher.hash(p.expose()).await.map_err(ApiError::internal)?),
+        Some(p) => Some(
+            state
+                .hasher
+                .hash(p.expose())
+                .await
+                .map_err(ApiError::internal)?,
+        ),
         None => None,
     };
     let user = state

@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::auth::{Role, TokenKeys};
+use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::outbox::{Auth, Outbox, OutboxOptions, Target};
 use common::{App, Router};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::UsersConfig;
 use crate::domain::{Email, Name, Password};
@@ -47,7 +47,7 @@ pub enum StartError {
 /// A running users service's state plus its background tasks.
 pub struct Users {
     pub state: Arc<State>,
-    background: CancellationToken,
+    background: Tasks,
 }
 
 pub fn router() -> Router<State> {
@@ -90,7 +90,10 @@ impl Users {
         let state = Arc::new(State {
             keys: config.base.token_keys(config.token_ttl.as_secs() as i64),
             hasher: Hasher::new(config.hash_concurrency),
-            limiter: LoginLimiter::new(config.login_attempts_per_email, config.login_attempts_per_ip),
+            limiter: LoginLimiter::new(
+                config.login_attempts_per_email,
+                config.login_attempts_per_ip,
+            ),
             store: Store { db },
             outbox: outbox.clone(),
             config,
@@ -99,17 +102,12 @@ impl Users {
             let outcome = ensure_admin(&state, &email, &password, false).await?;
             log::info!("admin account {email}: {outcome}");
         }
-        let background = CancellationToken::new();
-        tokio::spawn(outbox.run(background.clone()));
+        let mut background = Tasks::new();
+        background.spawn(|stop| outbox.run(stop));
         let pruning = state.clone();
-        let stop = background.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => pruning.limiter.prune(),
-                }
-            }
+        background.every(Duration::from_secs(60), move || {
+            pruning.limiter.prune();
+            std::future::ready(())
         });
         Ok(Users { state, background })
     }
@@ -125,35 +123,70 @@ impl Users {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let options = self.state.config.base.server.clone();
         self.app().serve(listener, options, shutdown).await;
-        self.background.cancel();
+        self.background.shutdown().await;
         self.state.store.db.pool.close().await;
     }
 }
 
 /// Creates the admin account if absent; an existing account with that email
 /// becomes an admin (its password is reset only when `reset_password`).
-pub async fn ensure_admin(state: &State, email: &str, password: &str, reset_password: bool) -> Result<&'static str, StartError> {
+pub async fn ensure_admin(
+    state: &State,
+    email: &str,
+    password: &str,
+    reset_password: bool,
+) -> Result<&'static str, StartError> {
     let email = Email::parse(email).map_err(|e| StartError::Admin(format!("email {e}")))?;
-    let password = Password::parse(password).map_err(|e| StartError::Admin(format!("password {e}")))?;
+    let password =
+        Password::parse(password).map_err(|e| StartError::Admin(format!("password {e}")))?;
     let admin_err = |e: store::StoreError| StartError::Admin(e.to_string());
-    match state.store.credentials(email.as_str()).await.map_err(admin_err)? {
+    match state
+        .store
+        .credentials(email.as_str())
+        .await
+        .map_err(admin_err)?
+    {
         Some(existing) => {
             let hash = if reset_password {
-                Some(state.hasher.hash(password.expose()).await.map_err(|e| StartError::Admin(e.to_string()))?)
+                Some(
+                    state
+                        .hasher
+                        .hash(password.expose())
+                        .await
+                        .map_err(|e| StartError::Admin(e.to_string()))?,
+                )
             } else {
                 None
             };
             state
                 .store
-                .update(&existing.user.id, None, None, hash.as_deref(), Some(Role::Admin))
+                .update(
+                    &existing.user.id,
+                    None,
+                    None,
+                    hash.as_deref(),
+                    Some(Role::Admin),
+                )
                 .await
                 .map_err(admin_err)?;
-            Ok(if existing.user.role == Role::Admin { "already present" } else { "promoted to admin" })
+            Ok(if existing.user.role == Role::Admin {
+                "already present"
+            } else {
+                "promoted to admin"
+            })
         }
         None => {
-            let hash = state.hasher.hash(password.expose()).await.map_err(|e| StartError::Admin(e.to_string()))?;
+            let hash = state
+                .hasher
+                .hash(password.expose())
+                .await
+                .map_err(|e| StartError::Admin(e.to_string()))?;
             let name = Name::parse("Administrator").expect("a constant name is valid");
-            match state.store.create(email.as_str(), name.as_str(), &hash, Role::Admin, None).await {
+            match state
+                .store
+                .create(email.as_str(), name.as_str(), &hash, Role::Admin, None)
+                .await
+            {
                 Ok(_) => Ok("created"),
                 // Another replica created it a moment ago.
                 Err(store::StoreError::EmailTaken) => Ok("already present"),

@@ -28,15 +28,18 @@ async fn main() -> ExitCode {
     if matches.subcommand_matches("healthcheck").is_some() {
         return healthcheck(config.base.listen).await;
     }
-    let create_admin = matches.subcommand_matches("create-admin").map(|m| {
-        m.get_one::<String>("email").cloned().unwrap_or_default()
-    });
+    let create_admin = matches
+        .subcommand_matches("create-admin")
+        .map(|m| m.get_one::<String>("email").cloned().unwrap_or_default());
     let service = match Users::start(config).await {
         Ok(s) => s,
         Err(e) => return fail(binary.name, "cannot start", e),
     };
     if let Some(email) = create_admin {
-        let password = match std::env::var("SHOP_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()) {
+        let password = match std::env::var("SHOP_ADMIN_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+        {
             Some(p) => p,
             None => {
                 eprintln!("password for {email}:");
@@ -60,7 +63,10 @@ async fn main() -> ExitCode {
     };
     log::info!(
         "users listening on http://{} (database {}, data in {})",
-        listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
         common::db::redact(&base.database_url),
         base.data_dir.display()
     );

@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
@@ -22,12 +24,18 @@ fn argon2() -> Argon2<'static> {
 
 fn hash_now(password: &str) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
-    Ok(argon2().hash_password(password.as_bytes(), &salt)?.to_string())
+    Ok(argon2()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
 }
 
 fn verify_now(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -45,7 +53,11 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
-        let _slot = self.slots.acquire().await.map_err(|e| HashError(e.to_string()))?;
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
         let password = password.to_string();
         tokio::task::spawn_blocking(move || hash_now(&password))
             .await
@@ -60,7 +72,9 @@ impl Hasher {
             return false;
         };
         let known = hash.is_some();
-        let hash = hash.map(str::to_string).unwrap_or_else(|| self.dummy_hash.to_string());
+        let hash = hash
+            .map(str::to_string)
+            .unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.to_string();
         let ok = tokio::task::spawn_blocking(move || verify_now(&password, &hash))
             .await

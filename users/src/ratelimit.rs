@@ -20,7 +20,8 @@ pub struct LoginLimiter {
 
 impl LoginLimiter {
     pub fn new(per_email_per_minute: u32, per_ip_per_minute: u32) -> Self {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("max(1) is non-zero"));
+        let quota =
+            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("max(1) is non-zero"));
         LoginLimiter {
             by_email: RateLimiter::keyed(quota(per_email_per_minute)),
             by_ip: RateLimiter::keyed(quota(per_ip_per_minute)),
@@ -31,7 +32,9 @@ impl LoginLimiter {
     /// `Err(wait)` when either limit is exhausted.
     pub fn check(&self, email_lower: &str, ip: IpAddr) -> Result<(), Duration> {
         let now = self.clock.now();
-        self.by_ip.check_key(&ip).map_err(|n| n.wait_time_from(now))?;
+        self.by_ip
+            .check_key(&ip)
+            .map_err(|n| n.wait_time_from(now))?;
         self.by_email
             .check_key(&email_lower.to_string())
             .map_err(|n| n.wait_time_from(now))?;
@@ -77,12 +80,24 @@ mod tests {
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.9"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9"),
+        );
         let via_proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let direct: SocketAddr = "198.51.100.1:5000".parse().unwrap();
-        assert_eq!(client_ip(via_proxy, &h, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(direct, &h, &trusted), "198.51.100.1".parse::<IpAddr>().unwrap());
-        assert_eq!(client_ip(via_proxy, &HeaderMap::new(), &trusted), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(via_proxy, &h, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip(direct, &h, &trusted),
+            "198.51.100.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip(via_proxy, &HeaderMap::new(), &trusted),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

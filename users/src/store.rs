@@ -101,10 +101,12 @@ impl Store {
 
     /// A live account by id.
     pub async fn get(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db.pool)
+        .await?;
         Ok(row.as_ref().map(user_from_row))
     }
 

@@ -14,7 +14,9 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".to_string());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9000".to_string());
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("hello listening on http://{}", listener.local_addr()?);
     loop {
@@ -25,9 +27,12 @@ async fn main() -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
-                let mut resp = Response::new(Full::new(Bytes::from_static(b"{\"hello\":\"world\"}")));
-                resp.headers_mut()
-                    .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+                let mut resp =
+                    Response::new(Full::new(Bytes::from_static(b"{\"hello\":\"world\"}")));
+                resp.headers_mut().insert(
+                    "content-type",
+                    hyper::header::HeaderValue::from_static("application/json"),
+                );
                 Ok::<_, Infallible>(resp)
             });
             let _ = auto::Builder::new(TokioExecutor::new())

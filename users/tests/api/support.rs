@@ -1,0 +1,290 @@
+//! Test harness: spawn the users service on port 0 with a fresh database,
+//! helpers for common requests, and a loopback receiver standing in for the
+//! mailer and stats (it can fail on purpose, to exercise outbox retries).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::auth::TokenKeys;
+use common::db::TestDb;
+use common::server::{serve, ServerOptions};
+use common::testing::{spawn, Running};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use users::config::UsersConfig;
+use users::{State, Users};
+
+pub struct TestApp {
+    pub client: reqwest::Client,
+    pub config: UsersConfig,
+    server: Running,
+    state: Arc<State>,
+    _db: Arc<TestDb>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Spawns with the test configuration, adjusted by `tweak`.
+pub async fn spawn_with(tweak: impl FnOnce(&mut UsersConfig)) -> TestApp {
+    let db = Arc::new(TestDb::new().await);
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = UsersConfig::for_tests(&db.url, dir.path());
+    tweak(&mut config);
+    start(config, db, dir).await
+}
+
+async fn start(config: UsersConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>) -> TestApp {
+    let users = Users::start(config.clone())
+        .await
+        .expect("the service starts");
+    let state = users.state.clone();
+    let server = spawn(move |listener, shutdown| users.serve(listener, shutdown)).await;
+    TestApp {
+        client: reqwest::Client::new(),
+        config,
+        server,
+        state,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+pub async fn problem(resp: reqwest::Response) -> Value {
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "errors are problem+json"
+    );
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    for key in ["type", "title", "detail", "code"] {
+        assert!(body[key].is_string(), "problem lacks {key}: {body}");
+    }
+    body
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    pub fn keys(&self) -> TokenKeys {
+        TokenKeys::new(&self.config.base.token_secret, 3600)
+    }
+
+    pub fn server_state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// A separate pool on the same database, to inspect rows.
+    pub async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::AnyPool::connect(&self.config.base.database_url)
+            .await
+            .unwrap()
+    }
+
+    /// Stops gracefully and starts again on the same database.
+    pub async fn restart(self) -> TestApp {
+        self.restart_with(|_| {}).await
+    }
+
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut UsersConfig)) -> TestApp {
+        let TestApp {
+            mut config,
+            server,
+            _db,
+            _dir,
+            ..
+        } = self;
+        server.stop().await;
+        tweak(&mut config);
+        start(config, _db, _dir).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put_json(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        with_token(self.client.put(self.url(path)), token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        with_token(self.client.get(self.url(path)), token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        with_token(self.client.delete(self.url(path)), token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> reqwest::Response {
+        self.post_json(
+            "/user/",
+            &json!({"email": email, "password": password, "name": name}),
+        )
+        .await
+    }
+
+    pub async fn register_ok(&self, email: &str, password: &str, name: &str) -> Value {
+        let resp = self.register(email, password, name).await;
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/user/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers `email` with password `password1` and logs in.
+    pub async fn user(&self, email: &str) -> (Value, String) {
+        let user = self.register_ok(email, "password1", "Test User").await;
+        let login: Value = self.login(email, "password1").await.json().await.unwrap();
+        (user, login["token"].as_str().unwrap().to_string())
+    }
+
+    /// Bootstraps an admin the way the service does at start, and logs in.
+    pub async fn admin_token(&self) -> String {
+        users::ensure_admin(&self.state, "admin@example.com", "admin password", true)
+            .await
+            .unwrap();
+        let login: Value = self
+            .login("admin@example.com", "admin password")
+            .await
+            .json()
+            .await
+            .unwrap();
+        login["token"].as_str().unwrap().to_string()
+    }
+}
+
+fn with_token(rb: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => rb.bearer_auth(t),
+        None => rb,
+    }
+}
+
+/// One request the receiver saw, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub status: u16,
+    pub idempotency_key: String,
+    pub authorization: String,
+    pub body: Value,
+}
+
+/// A loopback HTTP server that records requests; the first `fail_first`
+/// requests to `/send_email/` get a 500, everything else a 202.
+pub struct Receiver {
+    server: Running,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Receiver {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = seen.clone();
+        let server = spawn(move |listener, shutdown| {
+            serve(
+                listener,
+                ServerOptions::default(),
+                move |req: http::Request<hyper::body::Incoming>, _| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let header = |n: &str| {
+                            parts
+                                .headers
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        let mut log = log.lock().unwrap();
+                        let path = parts.uri.path().to_string();
+                        let failed_so_far = log
+                            .iter()
+                            .filter(|s| s.path == path && s.status == 500)
+                            .count();
+                        let status = if path == "/send_email/" && failed_so_far < fail_first {
+                            500
+                        } else {
+                            202
+                        };
+                        log.push(Seen {
+                            path,
+                            status,
+                            idempotency_key: header("idempotency-key"),
+                            authorization: header("authorization"),
+                            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                        });
+                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{}")));
+                        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        resp
+                    }
+                },
+                shutdown,
+            )
+        })
+        .await;
+        Receiver { server, seen }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url("")
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Polls until `done` holds for the requests seen, or panics at the deadline.
+    pub async fn wait_for(&self, deadline: Duration, done: impl Fn(&[Seen]) -> bool) -> Vec<Seen> {
+        let start = Instant::now();
+        loop {
+            let seen = self.requests();
+            if done(&seen) {
+                return seen;
+            }
+            assert!(start.elapsed() < deadline, "timed out; saw {seen:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
