@@ -44,9 +44,12 @@ pub struct Claims {
     pub role: Role,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
-    /// Issued at, seconds since the epoch; users refuses tokens issued
-    /// before a password change or deletion.
+    /// Issued at, seconds since the epoch.
     pub iat: i64,
+    /// The account's email at login, so services that write to the user
+    /// (order confirmations) need not call users for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 impl Claims {
@@ -108,17 +111,33 @@ impl TokenKeys {
         self.issue_with(user_id, role, now, now + self.ttl_secs)
     }
 
+    /// Like [`issue`](Self::issue), carrying the account's email.
+    pub fn issue_for(&self, user_id: &str, role: Role, email: &str) -> (String, i64) {
+        let now = crate::time::now_ms() / 1000;
+        self.sign(Claims {
+            sub: user_id.to_string(),
+            role,
+            exp: now + self.ttl_secs,
+            iat: now,
+            email: Some(email.to_string()),
+        })
+    }
+
     /// A token with explicit times; tests use it to make expired tokens.
     pub fn issue_with(&self, user_id: &str, role: Role, iat: i64, exp: i64) -> (String, i64) {
-        let claims = Claims {
+        self.sign(Claims {
             sub: user_id.to_string(),
             role,
             exp,
             iat,
-        };
+            email: None,
+        })
+    }
+
+    fn sign(&self, claims: Claims) -> (String, i64) {
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing with an in-memory key cannot fail");
-        (token, exp)
+        (token, claims.exp)
     }
 
     /// Verifies signature, algorithm and expiry; any failure is `401`.
@@ -277,6 +296,7 @@ mod tests {
             role: Role::Customer,
             exp: 0,
             iat: 0,
+            email: None,
         };
         assert!(c.require_self_or_admin("a").is_ok());
         assert_eq!(c.require_self_or_admin("b").unwrap_err().status, 403);

@@ -2,11 +2,20 @@
 //! `Shop-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
 //! The timestamp is signed too, and the receiver refuses old ones, so a
 //! captured request cannot be replayed later.
+//!
+//! The sender is the outbox (`Auth::Signature`); a receiver checks the raw
+//! body bytes, before parsing them, with [`verify_now`] (or [`verify`] with
+//! an explicit clock in tests) and deduplicates by the event id inside.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub const HEADER: &str = "shop-signature";
+
+/// How far a signature's timestamp may be from the receiver's clock: five
+/// minutes, as Stripe's libraries default to. Retries are re-signed, so a
+/// late retry still verifies.
+pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -59,7 +68,9 @@ pub fn verify(
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - t).abs() > tolerance_secs {
+    // abs_diff: `t` comes from the request, and `now - t` would overflow
+    // (a panic in debug builds) for a hostile `t=-9223372036854775808`.
+    if now.abs_diff(t) > tolerance_secs.max(0).unsigned_abs() {
         return Err(SignatureError::Stale);
     }
     let expected = mac(secret, t, body);
@@ -71,6 +82,22 @@ pub fn verify(
     } else {
         Err(SignatureError::Mismatch)
     }
+}
+
+/// [`verify`] against the current time.
+pub fn verify_now(
+    secret: &str,
+    header: &str,
+    body: &[u8],
+    tolerance_secs: i64,
+) -> Result<(), SignatureError> {
+    verify(
+        secret,
+        header,
+        body,
+        crate::time::now_ms() / 1000,
+        tolerance_secs,
+    )
 }
 
 #[cfg(test)]
@@ -101,6 +128,34 @@ mod tests {
         assert_eq!(
             verify("whsec", "t=1000", b"{}", 1000, 300),
             Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        for t in [i64::MIN, i64::MAX, -1] {
+            let h = format!("t={t},v1=00");
+            assert_eq!(
+                verify("whsec", &h, b"{}", 1000, 300),
+                Err(SignatureError::Stale)
+            );
+        }
+    }
+
+    #[test]
+    fn any_matching_v1_verifies_and_unknown_schemes_are_ignored() {
+        let now = crate::time::now_ms() / 1000;
+        let good = sign("whsec", now, b"{}");
+        let sig = good.split_once(",v1=").unwrap().1;
+        let h = format!("t={now},v0=abc,v1={},v1={sig}", "00".repeat(32));
+        assert_eq!(
+            verify_now("whsec", &h, b"{}", DEFAULT_TOLERANCE_SECS),
+            Ok(())
+        );
+        let tampered = format!("t={now},v1={}", "00".repeat(32));
+        assert_eq!(
+            verify_now("whsec", &tampered, b"{}", DEFAULT_TOLERANCE_SECS),
+            Err(SignatureError::Mismatch)
         );
     }
 }

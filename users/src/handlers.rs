@@ -123,7 +123,9 @@ pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
             ))
         }
     };
-    let (token, exp) = state.keys.issue(&creds.user.id, creds.user.role);
+    let (token, exp) = state
+        .keys
+        .issue_for(&creds.user.id, creds.user.role, &creds.user.email);
     Ok(json_response(
         StatusCode::OK,
         &json!({"token": token, "user_id": creds.user.id, "expires_at": common::time::rfc3339(exp * 1000)}),
