@@ -1,0 +1,158 @@
+//! The shared server loop and App over real sockets: HTTP/1.1 and h2c on
+//! one port, slow clients cut off, the connection cap, graceful shutdown
+//! that lets in-flight requests finish, and panics turned into 500s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::json::json_response;
+use common::server::ServerOptions;
+use common::testing::{spawn, Running};
+use common::{App, HandlerResult, Req, Router};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+struct State;
+
+async fn hello(_: Arc<State>, req: Req) -> HandlerResult {
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({"rid": req.request_id}),
+    ))
+}
+
+async fn slow(_: Arc<State>, _: Req) -> HandlerResult {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({"slow": true}),
+    ))
+}
+
+async fn boom(_: Arc<State>, req: Req) -> HandlerResult {
+    if req.param("id") == "panic" {
+        panic!("a bug in a handler");
+    }
+    Ok(json_response(StatusCode::OK, &serde_json::json!({})))
+}
+
+async fn start(options: ServerOptions) -> Running {
+    let router = Router::new()
+        .get("/hello", hello)
+        .get("/slow", slow)
+        .get("/boom/{id}", boom);
+    let app = App::new("test", Arc::new(State), router);
+    spawn(move |listener, shutdown| app.serve(listener, options, shutdown)).await
+}
+
+#[tokio::test]
+async fn serves_http1_and_h2c_on_one_port() {
+    let server = start(ServerOptions::default()).await;
+    let h1 = reqwest::Client::new()
+        .get(server.url("/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h1.version(), reqwest::Version::HTTP_11);
+    assert_eq!(h1.status(), 200);
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+        .get(server.url("/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(h2.version(), reqwest::Version::HTTP_2);
+    assert_eq!(h2.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let options = ServerOptions {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServerOptions::default()
+    };
+    let server = start(options).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    // The server closes the connection (possibly after a 408); reading to
+    // the end must finish long before this generous bound.
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was left open");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The server itself still answers others.
+    assert_eq!(
+        reqwest::get(server.url("/hello")).await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let options = ServerOptions {
+        max_connections: 1,
+        ..ServerOptions::default()
+    };
+    let server = start(options).await;
+    // The first connection holds the only slot while it is open.
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    first
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    let url = server.url("/hello");
+    let second = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "a second connection was served beyond the cap"
+    );
+    drop(first);
+    let status = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let server = start(ServerOptions::default()).await;
+    let url = server.url("/slow");
+    let in_flight = tokio::spawn(async move { reqwest::get(url).await.map(|r| r.status()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let addr = server.addr;
+    server.stop().await;
+    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    // And nothing accepts any more.
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_and_the_server_lives_on() {
+    let server = start(ServerOptions::default()).await;
+    let resp = reqwest::get(server.url("/boom/panic")).await.unwrap();
+    assert_eq!(resp.status(), 500);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    let body = resp.text().await.unwrap();
+    assert!(!body.contains("a bug in a handler"), "{body}");
+    assert_eq!(
+        reqwest::get(server.url("/boom/fine"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
