@@ -1,0 +1,277 @@
+//! Invoices as the API shows them, their ids, and the checks on what a
+//! merchant sends when creating one. Request fields arrive as raw JSON
+//! values and are checked here, so every message is ours (and names its
+//! field) rather than serde's.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use common::{ApiError, Validator};
+
+/// Invoice ids are `inv_` + a UUIDv7 in simple form (time-ordered, opaque).
+pub const ID_PREFIX: &str = "inv_";
+
+pub fn new_invoice_id() -> String {
+    format!("{ID_PREFIX}{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A well-formed invoice id, or `None` (which the handlers answer `404`).
+pub fn parse_invoice_id(raw: &str) -> Option<&str> {
+    let hex = raw.strip_prefix(ID_PREFIX)?;
+    (hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(raw)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Open,
+    Paid,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Paid => "paid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "open" => Some(Status::Open),
+            "paid" => Some(Status::Paid),
+            _ => None,
+        }
+    }
+}
+
+/// What is known of the card that paid: never more than this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardSummary {
+    pub brand: String,
+    pub last4: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invoice {
+    pub id: String,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub reference: Option<String>,
+    pub status: Status,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paid_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardSummary>,
+}
+
+/// The largest invoice: about a billion in major units, far beyond any
+/// basket, and far from overflowing anyone's sums.
+pub const MAX_AMOUNT_CENTS: i64 = 99_999_999_999;
+pub const MAX_REFERENCE_CHARS: usize = 200;
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+/// A checked `POST /invoices` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvoice {
+    pub amount_cents: i64,
+    pub currency: String,
+    pub reference: Option<String>,
+}
+
+/// The body as a JSON object; anything else is `422`.
+pub fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::invalid_field("body", "must be a JSON object")),
+    }
+}
+
+/// A required JSON integer: floats, strings and out-of-range numbers are refused.
+pub fn integer(value: Option<&Value>) -> Result<i64, String> {
+    match value {
+        None | Some(Value::Null) => Err("is required".into()),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(i) => Ok(i),
+            None if n.is_u64() => Err("is too large".into()),
+            None => Err("must be an integer, written without a fraction or exponent".into()),
+        },
+        Some(_) => Err("must be an integer".into()),
+    }
+}
+
+/// A required JSON string.
+pub fn string(value: Option<&Value>) -> Result<&str, String> {
+    match value {
+        None | Some(Value::Null) => Err("is required".into()),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err("must be a string".into()),
+    }
+}
+
+impl NewInvoice {
+    /// Checks every field and reports all problems at once.
+    pub fn parse(body: Value) -> Result<NewInvoice, ApiError> {
+        let body = object(body)?;
+        let mut v = Validator::new();
+        let amount = v.parse(
+            "amount_cents",
+            integer(body.get("amount_cents")).and_then(|a| match a {
+                a if a < 1 => Err("must be at least 1".into()),
+                a if a > MAX_AMOUNT_CENTS => Err(format!("must be at most {MAX_AMOUNT_CENTS}")),
+                a => Ok(a),
+            }),
+        );
+        let currency = match body.get("currency") {
+            None | Some(Value::Null) => Some(DEFAULT_CURRENCY.to_string()),
+            value => v.parse(
+                "currency",
+                string(value).and_then(|c| {
+                    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+                        Ok(c.to_string())
+                    } else {
+                        Err(
+                            "must be an ISO 4217 code of three upper-case letters, such as USD"
+                                .into(),
+                        )
+                    }
+                }),
+            ),
+        };
+        let reference = match body.get("reference") {
+            None | Some(Value::Null) => Some(None),
+            value => v.parse(
+                "reference",
+                string(value).and_then(|r| {
+                    if r.chars().count() > MAX_REFERENCE_CHARS {
+                        Err(format!("must be at most {MAX_REFERENCE_CHARS} characters"))
+                    } else if r.chars().any(char::is_control) {
+                        Err("must not contain control characters".into())
+                    } else {
+                        Ok(Some(r.to_string()))
+                    }
+                }),
+            ),
+        };
+        v.finish()?;
+        match (amount, currency, reference) {
+            (Some(amount_cents), Some(currency), Some(reference)) => Ok(NewInvoice {
+                amount_cents,
+                currency,
+                reference,
+            }),
+            // finish() returned Ok, so every parse succeeded.
+            _ => Err(ApiError::internal(std::io::Error::other(
+                "validated invoice lost a field",
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(body: Value) -> Vec<String> {
+        NewInvoice::parse(body)
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn ids() {
+        let id = new_invoice_id();
+        assert_eq!(parse_invoice_id(&id), Some(id.as_str()));
+        assert_eq!(id.len(), 36);
+        for bad in [
+            "",
+            "inv_",
+            "inv_123",
+            "usr_0190e5b0c6a57d7c9b1e2f3a4b5c6d7e",
+            "inv_0190E5B0C6A57D7C9B1E2F3A4B5C6D7E",
+            "inv_0190e5b0-c6a5-7d7c-9b1e-2f3a4b5c6d7e",
+        ] {
+            assert_eq!(parse_invoice_id(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_valid_invoice_gets_defaults() {
+        let n = NewInvoice::parse(json!({"amount_cents": 1999})).unwrap();
+        assert_eq!(
+            n,
+            NewInvoice {
+                amount_cents: 1999,
+                currency: "USD".into(),
+                reference: None
+            }
+        );
+        let n = NewInvoice::parse(
+            json!({"amount_cents": 1, "currency": "EUR", "reference": "order 7"}),
+        )
+        .unwrap();
+        assert_eq!(n.currency, "EUR");
+        assert_eq!(n.reference.as_deref(), Some("order 7"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        for amount in [
+            json!(0),
+            json!(-5),
+            json!(1.5),
+            json!("100"),
+            json!(null),
+            json!(1e20),
+            json!(u64::MAX),
+            json!(100_000_000_000i64),
+        ] {
+            assert_eq!(
+                fields(json!({"amount_cents": amount})),
+                ["amount_cents"],
+                "{amount}"
+            );
+        }
+        assert_eq!(fields(json!({})), ["amount_cents"]);
+        for currency in [
+            json!("usd"),
+            json!("US"),
+            json!("USDX"),
+            json!(840),
+            json!("ÜSD"),
+        ] {
+            assert_eq!(
+                fields(json!({"amount_cents": 1, "currency": currency})),
+                ["currency"],
+                "{currency}"
+            );
+        }
+        let long = "r".repeat(201);
+        assert_eq!(
+            fields(json!({"amount_cents": 1, "reference": long})),
+            ["reference"]
+        );
+        assert!(
+            NewInvoice::parse(json!({"amount_cents": 1, "reference": "é".repeat(200)})).is_ok()
+        );
+        assert_eq!(
+            fields(json!({"amount_cents": 1, "reference": "a\u{0}b"})),
+            ["reference"]
+        );
+        assert_eq!(
+            fields(json!({"amount_cents": 1, "reference": 7})),
+            ["reference"]
+        );
+        assert_eq!(
+            fields(json!({"amount_cents": 0, "currency": "x", "reference": 1})),
+            ["amount_cents", "currency", "reference"]
+        );
+        assert_eq!(fields(json!([1, 2])), ["body"]);
+    }
+}

@@ -1,0 +1,113 @@
+//! The payments-mock service as a library: a payment provider's test mode
+//! (invoices, card payments with the test cards of API.md, signed
+//! `invoice.paid` webhooks through the outbox). `main.rs` and the tests
+//! both build it with [`Payments::start`] and serve it on a listener they
+//! bound.
+
+pub mod card;
+pub mod config;
+pub mod domain;
+mod handlers;
+pub mod realism;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::background::Tasks;
+use common::client::HttpClient;
+use common::db::{Db, DbError};
+use common::idempotency::Idempotency;
+use common::outbox::{Auth, Outbox, Target};
+use common::{App, Router};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::config::PaymentsConfig;
+use crate::store::{Store, WEBHOOK_TARGET};
+
+pub struct State {
+    pub config: PaymentsConfig,
+    pub store: Store,
+    pub outbox: Outbox,
+    pub idempotency: Idempotency,
+    /// Each accepted server key with the idempotency scope of its holder.
+    callers: Vec<(String, String)>,
+}
+
+/// A running payments-mock's state plus its background tasks.
+pub struct Payments {
+    pub state: Arc<State>,
+    background: Tasks,
+}
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .post("/invoices", handlers::create)
+        .get("/invoices/{id}", handlers::get)
+        .post("/invoices/{id}/pay", handlers::pay)
+}
+
+/// Idempotency keys are scoped to the merchant's key. The scope is a digest
+/// of it, so the key itself is never written to the database.
+pub fn caller_scope(server_key: &str) -> String {
+    format!(
+        "server_key:{}",
+        hex::encode(&Sha256::digest(server_key.as_bytes())[..16])
+    )
+}
+
+impl Payments {
+    /// Connects and migrates the database and starts the webhook deliverer
+    /// and the pruning of expired idempotency keys.
+    pub async fn start(config: PaymentsConfig) -> Result<Payments, DbError> {
+        let db = Db::connect(
+            &config.base.database_url,
+            config.base.database_max_connections,
+            sqlx::migrate!("./migrations"),
+        )
+        .await?;
+        let client = HttpClient::new(Duration::from_secs(2), Duration::from_secs(10));
+        let targets = HashMap::from([(
+            WEBHOOK_TARGET.to_string(),
+            Target {
+                base_url: config.webhook_url.clone(),
+                auth: Auth::Signature(config.webhook_secret.clone()),
+            },
+        )]);
+        let outbox = Outbox::new(db.clone(), client, targets, config.outbox.clone());
+        let idempotency = Idempotency::new(db.clone(), config.idempotency.clone());
+        let callers = config
+            .server_keys
+            .iter()
+            .map(|k| (k.clone(), caller_scope(k)))
+            .collect();
+        let state = Arc::new(State {
+            store: Store { db },
+            outbox: outbox.clone(),
+            idempotency: idempotency.clone(),
+            callers,
+            config,
+        });
+        let mut background = Tasks::new();
+        background.spawn(|stop| outbox.run(stop));
+        background.spawn(|stop| idempotency.run_pruner(stop));
+        Ok(Payments { state, background })
+    }
+
+    pub fn app(&self) -> App<State> {
+        App::new(config::NAME, self.state.clone(), router())
+            .body_limit(self.state.config.base.body_limit)
+            .readiness(|s: Arc<State>| async move { s.store.db.ping().await })
+    }
+
+    /// Serves until `shutdown`, then stops the background tasks.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let options = self.state.config.base.server.clone();
+        self.app().serve(listener, options, shutdown).await;
+        self.background.shutdown().await;
+        self.state.store.db.pool.close().await;
+    }
+}

@@ -1,0 +1,320 @@
+//! Test harness: spawn payments-mock on port 0 with a fresh database,
+//! helpers for its requests, a reader for raw database rows, and a loopback
+//! webhook receiver that can fail on purpose.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::db::TestDb;
+use common::server::{serve, ServerOptions};
+use common::testing::{spawn, Running};
+use http_body_util::{BodyExt, Full};
+use payments_mock::config::PaymentsConfig;
+use payments_mock::Payments;
+use serde_json::{json, Value};
+use sqlx::{Column, Row};
+
+pub const SERVER_KEY: &str = "test-server-key-test-server-key-0001";
+pub const OTHER_SERVER_KEY: &str = "test-server-key-test-server-key-0002";
+
+pub struct TestApp {
+    pub client: reqwest::Client,
+    pub config: PaymentsConfig,
+    server: Running,
+    _db: Arc<TestDb>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// Spawns with the test configuration, adjusted by `tweak`.
+pub async fn spawn_with(tweak: impl FnOnce(&mut PaymentsConfig)) -> TestApp {
+    let db = Arc::new(TestDb::new().await);
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let mut config = PaymentsConfig::for_tests(&db.url, dir.path());
+    assert_eq!(config.server_keys, [SERVER_KEY]);
+    tweak(&mut config);
+    start(config, db, dir).await
+}
+
+async fn start(config: PaymentsConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>) -> TestApp {
+    let payments = Payments::start(config.clone())
+        .await
+        .expect("the service starts");
+    let server = spawn(move |listener, shutdown| payments.serve(listener, shutdown)).await;
+    TestApp {
+        client: reqwest::Client::new(),
+        config,
+        server,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+/// Checks the problem+json shape and returns the body.
+pub async fn problem(resp: reqwest::Response) -> Value {
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "errors are problem+json"
+    );
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    for key in ["type", "title", "detail", "code"] {
+        assert!(body[key].is_string(), "problem lacks {key}: {body}");
+    }
+    body
+}
+
+/// The status, code and first invalid field of a problem answer.
+pub async fn failure(resp: reqwest::Response) -> (u16, String, Option<String>) {
+    let status = resp.status().as_u16();
+    let body = problem(resp).await;
+    let field = body["errors"][0]["field"].as_str().map(str::to_string);
+    (status, body["code"].as_str().unwrap().to_string(), field)
+}
+
+/// A pay body for `number` that expires well in the future.
+pub fn card(number: &str) -> Value {
+    json!({"card_number": number, "exp_month": 12, "exp_year": this_year() + 2, "cvc": "123"})
+}
+
+pub fn this_year() -> i32 {
+    time::OffsetDateTime::now_utc().year()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// A separate pool on the same database, to inspect rows.
+    pub async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.config.base.database_url)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = self.pool().await;
+        let n: i64 = sqlx::query(sql).fetch_one(&pool).await.unwrap().get(0);
+        pool.close().await;
+        n
+    }
+
+    /// Every value of every row of `table`, as text, for "is X stored
+    /// anywhere" checks.
+    pub async fn dump(&self, table: &str) -> Vec<String> {
+        let pool = self.pool().await;
+        let rows = sqlx::query(&format!("SELECT * FROM {table}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for row in &rows {
+            for col in row.columns() {
+                let i = col.ordinal();
+                let text = match row.try_get::<Option<String>, _>(i) {
+                    Ok(v) => v.unwrap_or_default(),
+                    Err(_) => row
+                        .try_get::<Option<i64>, _>(i)
+                        .ok()
+                        .flatten()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                };
+                out.push(text);
+            }
+        }
+        pool.close().await;
+        out
+    }
+
+    /// Stops gracefully and starts again on the same database.
+    pub async fn restart_with(self, tweak: impl FnOnce(&mut PaymentsConfig)) -> TestApp {
+        let TestApp {
+            mut config,
+            server,
+            _db,
+            _dir,
+            ..
+        } = self;
+        server.stop().await;
+        tweak(&mut config);
+        start(config, _db, _dir).await
+    }
+
+    /// `POST /invoices` with `key` as the server key and an optional
+    /// Idempotency-Key.
+    pub async fn create_as(
+        &self,
+        server_key: Option<&str>,
+        idem: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut rb = self.client.post(self.url("/invoices")).json(body);
+        if let Some(k) = server_key {
+            rb = rb.bearer_auth(k);
+        }
+        if let Some(k) = idem {
+            rb = rb.header("idempotency-key", k);
+        }
+        rb.send().await.unwrap()
+    }
+
+    pub async fn create(&self, body: &Value) -> reqwest::Response {
+        self.create_as(Some(SERVER_KEY), None, body).await
+    }
+
+    /// Creates an invoice for `amount_cents` USD and returns it.
+    pub async fn invoice(&self, amount_cents: i64) -> Value {
+        let resp = self.create(&json!({"amount_cents": amount_cents})).await;
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn invoice_status(&self, id: &str) -> String {
+        let v: Value = self
+            .get(&format!("/invoices/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["status"].as_str().unwrap().to_string()
+    }
+
+    pub async fn pay(&self, id: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/invoices/{id}/pay")))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Polls `check` until it yields a value, or panics at the deadline.
+pub async fn wait_until<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One webhook request the receiver saw, and what it answered.
+#[derive(Debug, Clone)]
+pub struct Hook {
+    pub status: u16,
+    pub path: String,
+    pub signature: String,
+    pub idempotency_key: String,
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+impl Hook {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// A loopback HTTP server standing in for the cart's webhook endpoint: it
+/// answers the first `fail_first` requests with 500, the rest with 200.
+pub struct Receiver {
+    server: Running,
+    seen: Arc<Mutex<Vec<Hook>>>,
+}
+
+impl Receiver {
+    pub async fn start(fail_first: usize) -> Receiver {
+        let seen: Arc<Mutex<Vec<Hook>>> = Arc::default();
+        let log = seen.clone();
+        let server = spawn(move |listener, shutdown| {
+            serve(
+                listener,
+                ServerOptions::default(),
+                move |req: http::Request<hyper::body::Incoming>, _| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let header = |n: &str| {
+                            parts
+                                .headers
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        let mut log = log.lock().unwrap();
+                        let status = if log.len() < fail_first { 500 } else { 200 };
+                        log.push(Hook {
+                            status,
+                            path: parts.uri.path().to_string(),
+                            signature: header("shop-signature"),
+                            idempotency_key: header("idempotency-key"),
+                            content_type: header("content-type"),
+                            body,
+                        });
+                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{}")));
+                        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        resp
+                    }
+                },
+                shutdown,
+            )
+        })
+        .await;
+        Receiver { server, seen }
+    }
+
+    /// The webhook URL to configure.
+    pub fn url(&self) -> String {
+        self.server.url("/internal/payments/webhook")
+    }
+
+    pub fn hooks(&self) -> Vec<Hook> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` deliveries were acknowledged (answered 200).
+    pub async fn wait_acknowledged(&self, n: usize, deadline: Duration) -> Vec<Hook> {
+        wait_until(deadline, "webhook deliveries", || async {
+            let hooks = self.hooks();
+            (hooks.iter().filter(|h| h.status == 200).count() >= n).then_some(hooks)
+        })
+        .await
+    }
+}
+
+/// A loopback address nothing listens on (bound, then released).
+pub async fn dead_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    format!("http://{addr}/internal/payments/webhook")
+}
