@@ -1,0 +1,175 @@
+//! The cart service as a library: `main.rs` and the tests both build it
+//! with [`Cart::start`] and serve it on a listener they bound.
+//!
+//! Carts live in this service's database; products' names and prices are
+//! read from the products service; checkout turns a cart into an order
+//! with an invoice at the payment provider ([`checkout`]); orders become
+//! paid by the provider's signed webhook or by reconciliation ([`payment`]);
+//! emails and stats events go out through the outbox.
+
+pub mod checkout;
+pub mod clients;
+pub mod config;
+pub mod domain;
+mod handlers;
+pub mod payment;
+pub mod store;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::auth::TokenKeys;
+use common::background::Tasks;
+use common::client::HttpClient;
+use common::db::{Db, DbError};
+use common::idempotency::Idempotency;
+use common::outbox::{Auth, Outbox, Target};
+use common::time::now_ms;
+use common::{App, Router};
+use tokio::net::TcpListener;
+
+use crate::clients::{PaymentsClient, ProductsClient};
+use crate::config::CartConfig;
+use crate::store::Store;
+
+pub struct State {
+    pub config: CartConfig,
+    pub store: Store,
+    pub keys: TokenKeys,
+    pub products: ProductsClient,
+    pub payments: PaymentsClient,
+    pub outbox: Outbox,
+    pub idempotency: Idempotency,
+}
+
+/// A started cart service: its state plus its background tasks.
+pub struct Cart {
+    pub state: Arc<State>,
+    background: Tasks,
+}
+
+pub fn router() -> Router<State> {
+    Router::new()
+        .post("/user/{uid}/cart/", handlers::add_item)
+        .get("/user/{uid}/cart/", handlers::cart)
+        .get("/user/{uid}/cart/{id}", handlers::item)
+        .put("/user/{uid}/cart/{id}", handlers::update_item)
+        .delete("/user/{uid}/cart/{id}", handlers::delete_item)
+        .post("/user/{uid}/cart/checkout", handlers::checkout)
+        .get("/user/{uid}/orders/", handlers::orders)
+        .get("/user/{uid}/orders/{id}", handlers::order)
+        .post("/internal/payments/webhook", handlers::payment_webhook)
+}
+
+/// Webhook event ids are kept this long: far beyond the provider's retries.
+const KEEP_EVENTS: Duration = Duration::from_secs(30 * 24 * 3600);
+
+impl Cart {
+    /// Connects and migrates the database and starts the background tasks:
+    /// the outbox deliverer, the payment sweep (reconciliation and checkout
+    /// recovery), and the pruning of idempotency keys and webhook events.
+    pub async fn start(config: CartConfig) -> Result<Cart, DbError> {
+        let db = Db::connect(
+            &config.base.database_url,
+            config.base.database_max_connections,
+            sqlx::migrate!("./migrations"),
+        )
+        .await?;
+        let targets = HashMap::from([
+            (
+                "mailer".to_string(),
+                Target {
+                    base_url: config.mailer_url.clone(),
+                    auth: Auth::Bearer(config.base.internal_key.clone()),
+                },
+            ),
+            (
+                "stats".to_string(),
+                Target {
+                    base_url: config.stats_url.clone(),
+                    auth: Auth::None,
+                },
+            ),
+        ]);
+        let outbox = Outbox::new(
+            db.clone(),
+            HttpClient::new(Duration::from_secs(2), Duration::from_secs(10)),
+            targets,
+            config.outbox.clone(),
+        );
+        let state = Arc::new(State {
+            // This service only verifies tokens, so their lifetime is moot.
+            keys: config.base.token_keys(0),
+            products: ProductsClient::new(
+                &config.products_url,
+                config.upstream_connect_timeout,
+                config.upstream_timeout,
+            ),
+            payments: PaymentsClient::new(
+                &config.payments_url,
+                &config.payments_key,
+                config.upstream_connect_timeout,
+                config.upstream_timeout,
+            ),
+            idempotency: Idempotency::new(db.clone(), config.idempotency.clone()),
+            store: Store { db },
+            outbox: outbox.clone(),
+            config,
+        });
+        let mut background = Tasks::new();
+        background.spawn(|stop| outbox.run(stop));
+        let idempotency = state.idempotency.clone();
+        background.spawn(|stop| idempotency.run_pruner(stop));
+        let sweeping = state.clone();
+        background.spawn(move |stop| async move {
+            let interval = sweeping.config.reconcile_interval;
+            // Unlike `Tasks::every`, a pass is cut short at shutdown: with a
+            // hanging provider it could otherwise hold the stop for long.
+            // That is safe, each change being one conditional transaction.
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = payment::sweep(&sweeping) => {}
+                }
+            }
+        });
+        let pruning = state.clone();
+        background.every(Duration::from_secs(3600), move || {
+            let state = pruning.clone();
+            async move {
+                let before = now_ms() - KEEP_EVENTS.as_millis() as i64;
+                match state.store.prune_events(before).await {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("forgot {n} webhook events older than 30 days"),
+                    Err(e) => log::warn!("cannot prune webhook events: {e}"),
+                }
+            }
+        });
+        Ok(Cart { state, background })
+    }
+
+    /// Ready when the database answers. Products and payments are not part
+    /// of readiness: with them down the cart still serves what it can
+    /// (orders, deletes) and answers the rest `503`, whereas a failing
+    /// readiness would take it out of rotation entirely.
+    pub fn app(&self) -> App<State> {
+        App::new(config::NAME, self.state.clone(), router())
+            .body_limit(self.state.config.base.body_limit)
+            .readiness(|s: Arc<State>| async move { s.store.db.ping().await })
+    }
+
+    /// Serves until `shutdown`, then stops the background tasks (a sweep
+    /// or delivery under way finishes first) and closes the pool.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let options = self.state.config.base.server.clone();
+        self.app().serve(listener, options, shutdown).await;
+        self.background.shutdown().await;
+        self.state.store.db.pool.close().await;
+    }
+}

@@ -1,0 +1,595 @@
+//! Test harness: a small shop per test. The real products and payments-mock
+//! services run in-process on loopback ports, each with a fresh database
+//! (SQLite, or PostgreSQL when `TEST_DATABASE_URL` is set); a recording
+//! loopback receiver stands in for the mailer and stats; the cart runs on
+//! a port bound before payments starts, so payments' webhooks can reach it,
+//! and it can be stopped and restarted on that same port. Every service
+//! shares the fixed test secrets of the `for_tests` configurations.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cart::config::CartConfig;
+use cart::Cart;
+use common::auth::{Role, TokenKeys};
+use common::db::TestDb;
+use common::server::{serve, ServerOptions};
+use http_body_util::{BodyExt, Full};
+use payments_mock::config::PaymentsConfig;
+use payments_mock::Payments;
+use products::config::ProductsConfig;
+use products::Products;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A server running in this process on a known address.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start<F, Fut>(listener: TcpListener, serve: F) -> Server
+    where
+        F: FnOnce(TcpListener, Pin) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown: Pin = Box::pin(async move {
+            let _ = rx.await;
+        });
+        Server {
+            addr,
+            stop: Some(tx),
+            handle: Some(tokio::spawn(serve(listener, shutdown))),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Graceful stop, as SIGTERM would; returns when serving has ended.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+type Pin = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+async fn bind_any() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
+}
+
+/// Binds `addr` again after its server stopped (the kernel may need a
+/// moment to let go of it).
+async fn rebind(addr: SocketAddr) -> TcpListener {
+    let start = Instant::now();
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot bind {addr} again: {e}"),
+        }
+    }
+}
+
+pub const TOKEN_SECRET: &str = "test-token-secret-test-token-secret";
+
+/// How the shop of one test is put together.
+pub struct Options {
+    /// Payments' webhooks go to the cart (else to a dead port: only
+    /// reconciliation can then notice a payment).
+    pub webhooks: bool,
+    pub cart: Box<dyn FnOnce(&mut CartConfig) + Send>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            webhooks: true,
+            cart: Box::new(|_| {}),
+        }
+    }
+}
+
+pub struct Shop {
+    pub client: reqwest::Client,
+    pub keys: TokenKeys,
+    pub receiver: Receiver,
+    pub products: Server,
+    pub payments: Server,
+    pub cart: Server,
+    pub cart_config: CartConfig,
+    products_config: ProductsConfig,
+    payments_config: PaymentsConfig,
+    _dbs: Vec<TestDb>,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn shop() -> Shop {
+    shop_with(Options::default()).await
+}
+
+pub async fn shop_with(options: Options) -> Shop {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start().await;
+    // Creating a PostgreSQL database takes a while; three at once.
+    let (products_db, payments_db, cart_db) =
+        tokio::join!(TestDb::new(), TestDb::new(), TestDb::new());
+
+    let products_config = ProductsConfig::for_tests(&products_db.url, dir.path());
+    let products = start_products(products_config.clone(), bind_any().await).await;
+
+    // The cart's port first: payments must know where its webhooks go.
+    let cart_listener = bind_any().await;
+    let cart_addr = cart_listener.local_addr().unwrap();
+
+    let mut payments_config = PaymentsConfig::for_tests(&payments_db.url, dir.path());
+    if options.webhooks {
+        payments_config.webhook_url = format!("http://{cart_addr}/internal/payments/webhook");
+    }
+    let payments = start_payments(payments_config.clone(), bind_any().await).await;
+
+    let mut cart_config = CartConfig::for_tests(&cart_db.url, dir.path());
+    cart_config.products_url = products.url("");
+    cart_config.payments_url = payments.url("");
+    cart_config.mailer_url = receiver.url();
+    cart_config.stats_url = receiver.url();
+    (options.cart)(&mut cart_config);
+    let cart = start_cart(cart_config.clone(), cart_listener).await;
+
+    Shop {
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        keys: TokenKeys::new(TOKEN_SECRET, 3600),
+        receiver,
+        products,
+        payments,
+        cart,
+        cart_config,
+        products_config,
+        payments_config,
+        _dbs: vec![products_db, payments_db, cart_db],
+        _dir: dir,
+    }
+}
+
+async fn start_products(config: ProductsConfig, listener: TcpListener) -> Server {
+    let service = Products::start(config).await.expect("products starts");
+    Server::start(listener, move |l, stop| service.serve(l, stop))
+}
+
+async fn start_payments(config: PaymentsConfig, listener: TcpListener) -> Server {
+    let service = Payments::start(config).await.expect("payments starts");
+    Server::start(listener, move |l, stop| service.serve(l, stop))
+}
+
+async fn start_cart(config: CartConfig, listener: TcpListener) -> Server {
+    let service = Cart::start(config).await.expect("cart starts");
+    Server::start(listener, move |l, stop| service.serve(l, stop))
+}
+
+impl Shop {
+    // ---- the services ---------------------------------------------------
+
+    pub async fn stop_cart(&mut self) {
+        self.cart.stop().await;
+    }
+
+    /// Starts the cart again on its old port and database.
+    pub async fn start_cart_again(&mut self) {
+        let listener = rebind(self.cart.addr).await;
+        self.cart = start_cart(self.cart_config.clone(), listener).await;
+    }
+
+    pub async fn stop_products(&mut self) {
+        self.products.stop().await;
+    }
+
+    pub async fn start_products_again(&mut self) {
+        let listener = rebind(self.products.addr).await;
+        self.products = start_products(self.products_config.clone(), listener).await;
+    }
+
+    pub async fn stop_payments(&mut self) {
+        self.payments.stop().await;
+    }
+
+    pub async fn start_payments_again(&mut self) {
+        let listener = rebind(self.payments.addr).await;
+        self.payments = start_payments(self.payments_config.clone(), listener).await;
+    }
+
+    /// A separate pool on the cart's database, to inspect and tamper.
+    pub async fn cart_db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.cart_config.base.database_url)
+            .await
+            .unwrap()
+    }
+
+    pub fn payments_database_url(&self) -> String {
+        self.payments_config.base.database_url.clone()
+    }
+
+    /// How many invoices payments holds, read from its own database.
+    pub async fn invoice_count(&self) -> i64 {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.payments_config.base.database_url)
+            .await
+            .unwrap();
+        let n: i64 = sqlx::Row::get(
+            &sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM invoices")
+                .fetch_one(&pool)
+                .await
+                .unwrap(),
+            "n",
+        );
+        pool.close().await;
+        n
+    }
+
+    // ---- people -----------------------------------------------------------
+
+    /// A customer: a fresh user id and a token carrying their email.
+    pub fn customer(&self) -> (String, String) {
+        let id = uuid::Uuid::now_v7().to_string();
+        let (token, _) = self
+            .keys
+            .issue_for(&id, Role::Customer, &format!("{id}@example.com"));
+        (id, token)
+    }
+
+    pub fn admin(&self) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.keys.issue_for(&id, Role::Admin, "admin@example.com").0
+    }
+
+    // ---- products -----------------------------------------------------------
+
+    pub async fn product(&self, name: &str, price_cents: i64, currency: &str) -> String {
+        let resp = self
+            .client
+            .post(self.products.url("/product/"))
+            .bearer_auth(self.admin())
+            .json(&json!({
+                "name": name,
+                "description": format!("{name}, for tests"),
+                "price_cents": price_cents,
+                "currency": currency,
+                "stock": 50,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "creating a product");
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn update_product(&self, id: &str, changes: Value) {
+        let resp = self
+            .client
+            .put(self.products.url(&format!("/product/{id}")))
+            .bearer_auth(self.admin())
+            .json(&changes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "updating a product");
+    }
+
+    pub async fn delete_product(&self, id: &str) {
+        let resp = self
+            .client
+            .delete(self.products.url(&format!("/product/{id}")))
+            .bearer_auth(self.admin())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 204, "deleting a product");
+    }
+
+    // ---- the cart over HTTP -------------------------------------------------
+
+    pub fn url(&self, path: &str) -> String {
+        self.cart.url(path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        with_token(self.client.get(self.url(path)), token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        with_token(self.client.post(self.url(path)), token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        with_token(self.client.put(self.url(path)), token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        with_token(self.client.delete(self.url(path)), token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Adds and expects `201`; returns the item.
+    pub async fn add(&self, uid: &str, token: &str, product_id: &str, quantity: i64) -> Value {
+        let resp = self
+            .post(
+                &format!("/user/{uid}/cart/"),
+                Some(token),
+                &json!({"product_id": product_id, "quantity": quantity}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "adding to the cart");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn cart(&self, uid: &str, token: &str) -> Value {
+        let resp = self.get(&format!("/user/{uid}/cart/"), Some(token)).await;
+        assert_eq!(resp.status(), 200, "reading the cart");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn checkout(&self, uid: &str, token: &str, key: Option<&str>) -> reqwest::Response {
+        let mut rb = self
+            .client
+            .post(self.url(&format!("/user/{uid}/cart/checkout")))
+            .bearer_auth(token);
+        if let Some(key) = key {
+            rb = rb.header("idempotency-key", key);
+        }
+        rb.send().await.unwrap()
+    }
+
+    pub async fn checkout_ok(&self, uid: &str, token: &str) -> Value {
+        let resp = self.checkout(uid, token, None).await;
+        assert_eq!(resp.status(), 201, "checking out");
+        resp.json().await.unwrap()
+    }
+
+    pub async fn order(&self, uid: &str, token: &str, id: &str) -> Value {
+        let resp = self
+            .get(&format!("/user/{uid}/orders/{id}"), Some(token))
+            .await;
+        assert_eq!(resp.status(), 200, "reading an order");
+        resp.json().await.unwrap()
+    }
+
+    // ---- paying -------------------------------------------------------------
+
+    pub async fn pay(&self, invoice_id: &str, card: &str) -> reqwest::Response {
+        let year: i64 = common::time::rfc3339(common::time::now_ms())[..4]
+            .parse()
+            .unwrap();
+        self.client
+            .post(self.payments.url(&format!("/invoices/{invoice_id}/pay")))
+            .json(&json!({
+                "card_number": card,
+                "exp_month": 12,
+                "exp_year": year + 3,
+                "cvc": "123",
+            }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Polls the order until its status is `status`, or panics at `deadline`.
+    pub async fn wait_for_status(
+        &self,
+        uid: &str,
+        token: &str,
+        id: &str,
+        status: &str,
+        deadline: Duration,
+    ) -> Value {
+        eventually(deadline, &format!("order {id} to be {status}"), || async {
+            let order = self.order(uid, token, id).await;
+            (order["status"] == status).then_some(order)
+        })
+        .await
+    }
+
+    /// The order's status in the cart's database, without the reconciliation
+    /// a read through the API would do.
+    pub async fn stored_status(&self, id: &str) -> String {
+        let pool = self.cart_db().await;
+        let status: String = sqlx::Row::get(
+            &sqlx::query("SELECT status FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap(),
+            "status",
+        );
+        pool.close().await;
+        status
+    }
+}
+
+fn with_token(rb: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(t) => rb.bearer_auth(t),
+        None => rb,
+    }
+}
+
+/// Polls `check` until it yields a value, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Asserts an error answer is problem+json with the given status and code.
+pub async fn problem(resp: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(resp.status().as_u16(), status, "status for {code}");
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "errors are problem+json"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    for key in ["type", "title", "detail"] {
+        assert!(body[key].is_string(), "problem lacks {key}: {body}");
+    }
+    body
+}
+
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub idempotency_key: String,
+    pub authorization: String,
+    pub body: Value,
+}
+
+/// A loopback HTTP server standing in for the mailer and stats: answers
+/// every request `202` and records it.
+pub struct Receiver {
+    server: Server,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Receiver {
+    pub async fn start() -> Receiver {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let log = seen.clone();
+        let server = Server::start(bind_any().await, move |listener, shutdown| {
+            serve(
+                listener,
+                ServerOptions::default(),
+                move |req: http::Request<hyper::body::Incoming>, _| {
+                    let log = log.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let header = |n: &str| {
+                            parts
+                                .headers
+                                .get(n)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string()
+                        };
+                        log.lock().unwrap().push(Seen {
+                            path: parts.uri.path().to_string(),
+                            idempotency_key: header("idempotency-key"),
+                            authorization: header("authorization"),
+                            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                        });
+                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{}")));
+                        *resp.status_mut() = http::StatusCode::ACCEPTED;
+                        resp
+                    }
+                },
+                shutdown,
+            )
+        });
+        Receiver { server, seen }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url("")
+    }
+
+    /// Distinct messages (by outbox id) sent to `path`: a redelivery of one
+    /// message is not a second message.
+    fn distinct(&self, path: &str) -> Vec<Seen> {
+        let mut out: Vec<Seen> = Vec::new();
+        for s in self.seen.lock().unwrap().iter() {
+            if s.path == path && !out.iter().any(|o| o.idempotency_key == s.idempotency_key) {
+                out.push(s.clone());
+            }
+        }
+        out
+    }
+
+    pub fn emails(&self) -> Vec<Seen> {
+        self.distinct("/send_email/")
+    }
+
+    /// Stats events with this action.
+    pub fn events(&self, action: &str) -> Vec<Seen> {
+        self.distinct("/log")
+            .into_iter()
+            .filter(|s| s.body["action"] == action)
+            .collect()
+    }
+}
+
+/// A server that accepts connections and never answers: a dependency that
+/// hangs.
+pub async fn black_hole() -> (String, JoinHandle<()>) {
+    let listener = bind_any().await;
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (url, handle)
+}
