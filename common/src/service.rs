@@ -100,12 +100,22 @@ impl BaseConfig {
     }
 }
 
+/// Secrets in `.env.example` start with this, so a copied file cannot be
+/// deployed without generating real ones.
+pub const PLACEHOLDER_PREFIX: &str = "replace-me";
+
 /// A configured secret, or — when none is configured — a development secret
 /// generated once into `<data_dir>/secrets/<key>`. Services started from the
 /// same directory share it, so `cargo run -p users` and `cargo run -p cart`
 /// agree on tokens without any setup; production sets the variable.
 pub fn secret_or_dev(config: &Config, key: &str, data_dir: &Path) -> Result<String, ConfigError> {
     if let Some(value) = config.raw(key) {
+        if value.starts_with(PLACEHOLDER_PREFIX) {
+            return Err(config.invalid(
+                key,
+                "is still the placeholder from .env.example; generate one with `openssl rand -hex 32`",
+            ));
+        }
         if value.len() < MIN_SECRET_LEN {
             return Err(
                 config.invalid(key, format!("must be at least {MIN_SECRET_LEN} characters"))

@@ -2,7 +2,7 @@
 //! where the mailer and stats live, the bootstrap admin, login limits and
 //! which proxies may tell us the client's address.
 
-use std::net::IpAddr;
+use ipnet::IpNet;
 use std::time::Duration;
 
 use common::cli::Binary;
@@ -47,7 +47,7 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "trusted_proxies",
         Some("127.0.0.1,::1"),
-        "Comma-separated addresses whose X-Forwarded-For is believed",
+        "Comma-separated addresses or CIDR ranges whose X-Forwarded-For is believed",
     ),
     Setting::new(
         "hash_concurrency",
@@ -76,7 +76,7 @@ pub struct UsersConfig {
     pub admin: Option<(String, String)>,
     pub login_attempts_per_email: u32,
     pub login_attempts_per_ip: u32,
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<IpNet>,
     pub hash_concurrency: usize,
 }
 
@@ -106,9 +106,15 @@ impl UsersConfig {
         let trusted_proxies = config
             .list("trusted_proxies")
             .iter()
-            .map(|s| s.parse::<IpAddr>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| config.invalid("trusted_proxies", e.to_string()))?;
+            .map(|s| {
+                parse_net(s).ok_or_else(|| {
+                    config.invalid(
+                        "trusted_proxies",
+                        format!("`{s}` is not an address or CIDR range"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let hash_concurrency = match config.get_opt::<usize>("hash_concurrency")? {
             Some(0) => return Err(config.invalid("hash_concurrency", "must be at least 1")),
             Some(n) => n,
@@ -139,8 +145,15 @@ impl UsersConfig {
             admin: None,
             login_attempts_per_email: 5,
             login_attempts_per_ip: 100,
-            trusted_proxies: vec!["127.0.0.1".parse().expect("literal")],
+            trusted_proxies: vec![parse_net("127.0.0.1").expect("literal")],
             hash_concurrency: 2,
         }
     }
+}
+
+/// `10.0.0.0/8` or a single address (as a /32 or /128 range).
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }

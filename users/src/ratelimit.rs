@@ -9,6 +9,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http::HeaderMap;
+use ipnet::IpNet;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -51,9 +52,10 @@ impl LoginLimiter {
 /// The client's address: the peer, unless the peer is a trusted proxy, in
 /// which case the right-most `X-Forwarded-For` entry that is not itself a
 /// trusted proxy (entries further left are client-controlled).
-pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     let peer_ip = peer.ip().to_canonical();
-    if !trusted.contains(&peer_ip) {
+    if !is_trusted(&peer_ip) {
         return peer_ip;
     }
     let forwarded: Vec<IpAddr> = headers
@@ -67,7 +69,7 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> I
     forwarded
         .into_iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
+        .find(|ip| !is_trusted(ip))
         .unwrap_or(peer_ip)
 }
 
@@ -78,7 +80,10 @@ mod tests {
 
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
-        let trusted: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap()];
+        let trusted: Vec<IpNet> = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "172.28.0.0/16".parse().unwrap(),
+        ];
         let mut h = HeaderMap::new();
         h.insert(
             "x-forwarded-for",

@@ -1,0 +1,230 @@
+//! docker-compose.yml agrees with the services it runs: every variable it
+//! gives a service is a setting that service reads (no silent typos), every
+//! listen port, neighbour URL, health check and database URL matches the
+//! service's own configuration, and every `${VAR}` is in `.env.example`.
+//! Our machines cannot start the stack, so this is what keeps it honest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::cli::Binary;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// Variables read outside the settings tables (logging).
+const ALWAYS_READ: &[&str] = &["RUST_LOG", "LOG_FORMAT"];
+
+fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(workspace().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn compose() -> Yaml {
+    YamlLoader::load_from_str(&read("docker-compose.yml"))
+        .expect("docker-compose.yml is YAML")
+        .remove(0)
+}
+
+/// The shop's services: compose name → the binary's own description.
+fn binaries() -> BTreeMap<&'static str, Binary> {
+    BTreeMap::from([
+        ("users", users::config::binary()),
+        ("products", products::config::binary()),
+        ("cart", cart::config::binary()),
+        ("mailer", mailer::config::binary()),
+        ("stats", stats::config::binary()),
+        ("payments-mock", payments_mock::config::binary()),
+        ("balancer", balancer::config::binary()),
+    ])
+}
+
+fn env_of(service: &Yaml) -> BTreeMap<String, String> {
+    let env = service["environment"]
+        .as_hash()
+        .expect("environment is a mapping");
+    env.iter()
+        .map(|(k, v)| {
+            let value = match v {
+                Yaml::String(s) => s.clone(),
+                Yaml::Integer(i) => i.to_string(),
+                Yaml::Boolean(b) => b.to_string(),
+                Yaml::Null => String::new(),
+                other => panic!("unexpected value {other:?}"),
+            };
+            (k.as_str().expect("string keys").to_string(), value)
+        })
+        .collect()
+}
+
+/// Every variable name a binary reads.
+fn readable(binary: &Binary) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = ALWAYS_READ.iter().map(|s| s.to_string()).collect();
+    names.insert(format!("{}_CONFIG", binary.prefix));
+    for s in &binary.settings {
+        names.insert(s.env_var(binary.prefix));
+        if let Some(shared) = s.shared_env {
+            names.insert(shared.to_string());
+        }
+    }
+    names
+}
+
+fn default_port(binary: &Binary) -> u16 {
+    let listen = binary
+        .settings
+        .iter()
+        .find(|s| s.key == "listen")
+        .and_then(|s| s.default)
+        .expect("every service has a default listen address");
+    listen.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn every_variable_given_to_a_service_is_one_of_its_settings() {
+    let doc = compose();
+    let mut problems = Vec::new();
+    for (name, binary) in binaries() {
+        let service = &doc["services"][name];
+        assert!(
+            !service.is_badvalue(),
+            "docker-compose.yml has no service {name}"
+        );
+        let known = readable(&binary);
+        for var in env_of(service).keys() {
+            if !known.contains(var) {
+                problems.push(format!("{name}: {var} is not a setting of {}", binary.name));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn ports_urls_and_health_checks_agree_with_the_services() {
+    let doc = compose();
+    let bins = binaries();
+    for (name, binary) in &bins {
+        let service = &doc["services"][*name];
+        let env = env_of(service);
+        let port = default_port(binary);
+        assert_eq!(
+            env.get(&format!("{}_LISTEN", binary.prefix)),
+            Some(&format!("0.0.0.0:{port}")),
+            "{name} listens on all interfaces at its documented port"
+        );
+        let check: Vec<&str> = service["healthcheck"]["test"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{name} has a health check"))
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            check,
+            ["CMD", "/usr/local/bin/service", "healthcheck"],
+            "{name}"
+        );
+        assert_eq!(
+            service["build"]["args"]["SERVICE"].as_str(),
+            Some(binary.name),
+            "{name} image builds its own binary"
+        );
+
+        // Every URL pointing at a neighbour names it by service and port.
+        for (var, value) in &env {
+            let Some(rest) = value.strip_prefix("http://") else {
+                continue;
+            };
+            let host_port = rest.split('/').next().unwrap();
+            let (host, port) = host_port
+                .split_once(':')
+                .unwrap_or_else(|| panic!("{name} {var}: no port"));
+            let target = bins
+                .get(host)
+                .unwrap_or_else(|| panic!("{name} {var}: {host} is not a shop service"));
+            assert_eq!(
+                port.parse::<u16>().unwrap(),
+                default_port(target),
+                "{name} {var}"
+            );
+        }
+    }
+    // The webhook reaches the cart's internal endpoint.
+    let payments = env_of(&doc["services"]["payments-mock"]);
+    assert!(payments["PAYMENTS_WEBHOOK_URL"].ends_with("/internal/payments/webhook"));
+}
+
+#[test]
+fn each_service_uses_its_own_database_created_by_the_init_script() {
+    let doc = compose();
+    let init = read("deploy/postgres/init.sh");
+    let mut roles = BTreeSet::new();
+    for (name, binary) in binaries() {
+        let env = env_of(&doc["services"][name]);
+        let key = format!("{}_DATABASE_URL", binary.prefix);
+        let Some(url) = env.get(&key) else {
+            assert_eq!(name, "balancer", "{name} has a database URL");
+            continue;
+        };
+        let rest = url
+            .strip_prefix("postgres://")
+            .unwrap_or_else(|| panic!("{key} is PostgreSQL"));
+        let (credentials, location) = rest.split_once('@').unwrap();
+        let role = credentials.split(':').next().unwrap();
+        assert_eq!(
+            location,
+            format!("postgres:5432/{role}"),
+            "{key}: database named after its role"
+        );
+        assert!(
+            init.contains(&format!("create {role} ")),
+            "init.sh creates role and database {role}"
+        );
+        assert!(
+            roles.insert(role.to_string()),
+            "two services share the role {role}"
+        );
+        assert!(
+            !credentials.contains("replace-me"),
+            "{key} takes its password from .env"
+        );
+    }
+    assert_eq!(roles.len(), 6);
+}
+
+#[test]
+fn only_the_shop_and_the_mail_ui_are_published() {
+    let doc = compose();
+    for (name, service) in doc["services"].as_hash().unwrap() {
+        let name = name.as_str().unwrap();
+        let published = !service["ports"].is_badvalue();
+        assert_eq!(
+            published,
+            name == "balancer" || name == "mailpit",
+            "{name} ports"
+        );
+    }
+}
+
+#[test]
+fn every_interpolated_variable_is_documented_in_env_example() {
+    let text = read("docker-compose.yml");
+    let example = read(".env.example");
+    let documented: BTreeSet<&str> = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+        .collect();
+    let mut missing = BTreeSet::new();
+    for part in text.split("${").skip(1) {
+        let name: String = part
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !documented.contains(name.as_str()) {
+            missing.insert(name);
+        }
+    }
+    assert!(missing.is_empty(), "not in .env.example: {missing:?}");
+}
