@@ -141,6 +141,7 @@ async fn main() -> ExitCode {
             program: bin_dir.join("products"),
             args: vec!["seed".into()],
             env: env.clone(),
+            pid_file: None,
         };
         match seed.run_once().await {
             Ok(status) if status.success() => log::info!("demo catalog seeded"),
@@ -151,6 +152,11 @@ async fn main() -> ExitCode {
         }
     }
 
+    let run_dir = data_dir.join("run");
+    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+        eprintln!("launcher: cannot create {}: {e}", run_dir.display());
+        return ExitCode::FAILURE;
+    }
     let stop = CancellationToken::new();
     let mut running = Vec::new();
     for service in &selected {
@@ -159,6 +165,7 @@ async fn main() -> ExitCode {
             program: bin_dir.join(service.name),
             args: Vec::new(),
             env: env.clone(),
+            pid_file: Some(run_dir.join(format!("{}.pid", service.name))),
         };
         running.push(tokio::spawn(supervise(spec, stop.clone())));
     }

@@ -24,6 +24,9 @@ pub struct ChildSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Where the running child's pid is written (for operators and the
+    /// end-to-end fault tests, which kill children on purpose).
+    pub pid_file: Option<PathBuf>,
 }
 
 impl ChildSpec {
@@ -94,6 +97,11 @@ pub async fn supervise(spec: ChildSpec, stop: CancellationToken) {
             }
         };
         pump(spec.name, &mut child);
+        if let (Some(path), Some(pid)) = (&spec.pid_file, child.id()) {
+            if let Err(e) = std::fs::write(path, format!("{pid}\n")) {
+                log::warn!("cannot write {}: {e}", path.display());
+            }
+        }
         tokio::select! {
             status = child.wait() => {
                 if stop.is_cancelled() {
