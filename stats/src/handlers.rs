@@ -1,0 +1,126 @@
+//! One async function per endpoint of the stats API.
+
+use std::sync::Arc;
+
+use common::auth::require_internal;
+use common::idempotency::Key;
+use common::json::json_response;
+use common::pagination::{Page, PageParams};
+use common::time::{now_ms, rfc3339};
+use common::{ApiError, HandlerResult, Req, Validator};
+use http::header::{HeaderValue, RETRY_AFTER};
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::domain::{parse_action, parse_data, parse_user_id, Event, Range};
+use crate::store::ActionCount;
+use crate::writer::PushError;
+use crate::State;
+
+#[derive(Deserialize)]
+struct LogEvent {
+    user_id: Option<Value>,
+    action: String,
+    data: Option<Value>,
+}
+
+/// `POST /log` (public): validates and queues; the writer stores it
+/// within `flush_interval`. The answer carries nothing request-specific,
+/// so a repeat with the same `Idempotency-Key` gets the same answer.
+pub async fn log_event(state: Arc<State>, mut req: Req) -> HandlerResult {
+    let key = Key::from_headers(req.headers())?;
+    let body: LogEvent = req.json().await?;
+    let mut v = Validator::new();
+    let user_id = v.parse("user_id", parse_user_id(body.user_id.as_ref()));
+    let action = v.parse("action", parse_action(&body.action));
+    let data = v.parse("data", parse_data(body.data.as_ref()));
+    v.finish()?;
+    let event = Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        ts: now_ms(),
+        user_id: user_id.expect("validated"),
+        action: action.expect("validated"),
+        data: data.expect("validated"),
+        idempotency_key: key.map(|k| k.as_str().to_string()),
+    };
+    match state.ingest.push(event, state.config.queue_wait).await {
+        Ok(()) => {
+            metrics::counter!("stats_events_accepted_total").increment(1);
+            Ok(json_response(
+                StatusCode::ACCEPTED,
+                &json!({"status": "accepted"}),
+            ))
+        }
+        Err(e) => {
+            metrics::counter!("stats_events_refused_total").increment(1);
+            let detail = match e {
+                PushError::Full => "the event store is not keeping up; retry shortly",
+                PushError::Closed => "the service is stopping; retry shortly",
+            };
+            Err(ApiError::unavailable("stats_busy", detail)
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1")))
+        }
+    }
+}
+
+fn authorize(state: &State, req: &Req) -> Result<(), ApiError> {
+    require_internal(req.headers(), &state.config.base.internal_key, &state.keys)
+}
+
+/// Range and page parameters, all problems reported at once.
+fn range_and_page(req: &Req) -> Result<(Range, PageParams), ApiError> {
+    let query = req.query();
+    let range = Range::from_query(&query);
+    let page = PageParams::from_query(&query);
+    match (range, page) {
+        (Ok(r), Ok(p)) => Ok((r, p)),
+        (Err(mut a), Err(b)) => {
+            let mut v = Validator::new();
+            for e in a.errors.drain(..).chain(b.errors) {
+                v.add(&e.field, e.message);
+            }
+            Err(v.finish().expect_err("errors were added"))
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+/// `GET /log?from=&to=` (internal): events with `from <= ts < to`, oldest
+/// first, paginated.
+pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
+    authorize(&state, &req)?;
+    let (range, page) = range_and_page(&req)?;
+    let (items, total) = state.store.list(range, page).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &Page::new(items, total, page),
+    ))
+}
+
+#[derive(Serialize)]
+struct SummaryBody {
+    from: String,
+    to: String,
+    /// Events in the range, over all actions.
+    events: i64,
+    #[serde(flatten)]
+    page: Page<ActionCount>,
+}
+
+/// `GET /log/summary?from=&to=` (internal): events per action in the
+/// range, most frequent first, as a page of `{"action","count"}`.
+pub async fn summary(state: Arc<State>, req: Req) -> HandlerResult {
+    authorize(&state, &req)?;
+    let (range, page) = range_and_page(&req)?;
+    let s = state.store.summary(range, page).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &SummaryBody {
+            from: rfc3339(range.from),
+            to: rfc3339(range.to),
+            events: s.events,
+            page: Page::new(s.actions, s.distinct, page),
+        },
+    ))
+}
