@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use rand::Rng;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
@@ -232,7 +231,11 @@ impl Outbox {
                 .await?;
             }
             Outcome::Retry(error) => {
-                let delay = self.backoff(attempts);
+                let delay = crate::retry::backoff(
+                    self.options.base_backoff,
+                    self.options.max_backoff,
+                    attempts,
+                );
                 log::warn!(
                     "outbox: delivery of {} to {}{} failed (attempt {attempts}), retrying in {:?}: {error}",
                     msg.id,
@@ -307,19 +310,6 @@ impl Outbox {
             }
             Err(e) => Outcome::Retry(e.to_string()),
         }
-    }
-
-    /// Exponential backoff with ±20 % jitter, so many messages that failed
-    /// together do not retry in lockstep.
-    fn backoff(&self, attempts: i64) -> Duration {
-        let exp = attempts.clamp(1, 20) as u32 - 1;
-        let base = self
-            .options
-            .base_backoff
-            .saturating_mul(2u32.saturating_pow(exp));
-        let capped = base.min(self.options.max_backoff);
-        let jitter = rand::thread_rng().gen_range(0.8..1.2);
-        capped.mul_f64(jitter)
     }
 
     async fn cleanup(&self) {
