@@ -3,8 +3,9 @@
 use common::auth::Role;
 use serde::Serialize;
 
-/// An email address checked by a real parser, kept as typed; uniqueness
-/// uses its lower-case form.
+/// An email address checked by a real parser — lettre's, the same one the
+/// mailer uses, so every address we accept is one the mailer can send to —
+/// kept as typed; uniqueness uses its lower-case form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -19,7 +20,7 @@ impl Email {
         let dotted_domain = trimmed
             .rsplit_once('@')
             .is_some_and(|(_, d)| d.contains('.'));
-        if !email_address::EmailAddress::is_valid(trimmed) || !dotted_domain {
+        if trimmed.parse::<lettre::Address>().is_err() || !dotted_domain {
             return Err("must be a valid email address".into());
         }
         Ok(Email(trimmed.to_string()))
