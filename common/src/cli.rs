@@ -3,13 +3,15 @@
 //! failure into a clear message and a non-zero exit.
 
 use std::fmt::Display;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Command};
 use tokio::net::TcpListener;
 
-use crate::config::{command, Config, Setting};
+use crate::config::{command, Config, ConfigError, Setting};
+use crate::service::BaseConfig;
 
 /// Exit code for bad configuration (as sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -83,5 +85,89 @@ pub async fn healthcheck(listen: SocketAddr) -> ExitCode {
             eprintln!("not ready: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A service's life cycle as its binary drives it; each service library
+/// implements it by delegating to its own `start` and `serve`.
+pub trait Service: Sized {
+    type Config;
+    type StartError: Display;
+    /// Builds the typed settings from the layered configuration.
+    fn configure(raw: &Config) -> Result<Self::Config, ConfigError>;
+    /// Where the configured service listens (for `healthcheck`).
+    fn listen(config: &Self::Config) -> SocketAddr;
+    /// Connects the database, runs migrations, starts background tasks.
+    fn start(config: Self::Config) -> impl Future<Output = Result<Self, Self::StartError>>;
+    /// Serves until `shutdown`, then stops background tasks.
+    fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()>;
+    fn base(&self) -> &BaseConfig;
+    /// Extra words for the start-up line: where neighbours or mail go.
+    fn describe(&self) -> String {
+        String::new()
+    }
+}
+
+/// What [`start`] leaves to the binary: a started service and the parsed
+/// command line (for its own subcommands), or an exit code.
+pub enum Started<S> {
+    Service(ArgMatches, S),
+    Exit(ExitCode),
+}
+
+/// Parses the command line, loads and validates configuration, answers
+/// `healthcheck`, and starts the service.
+pub async fn start<S: Service>(binary: &Binary, cmd: Command) -> Started<S> {
+    let (matches, raw) = match binary.start(cmd) {
+        Ok(pair) => pair,
+        Err(code) => return Started::Exit(code),
+    };
+    let config = match S::configure(&raw) {
+        Ok(c) => c,
+        Err(e) => return Started::Exit(fail(binary.name, "configuration error", e)),
+    };
+    if matches.subcommand_matches("healthcheck").is_some() {
+        return Started::Exit(healthcheck(S::listen(&config)).await);
+    }
+    match S::start(config).await {
+        Ok(service) => Started::Service(matches, service),
+        Err(e) => Started::Exit(fail(binary.name, "cannot start", e)),
+    }
+}
+
+/// Binds, says where it listens and where its data lives, and serves until
+/// SIGINT or SIGTERM.
+pub async fn serve<S: Service>(binary: &Binary, service: S) -> ExitCode {
+    let base = service.base();
+    let listener = match bind(base.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(binary.name, "cannot start", e),
+    };
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let extra = service.describe();
+    log::info!(
+        "{} listening on http://{address} (database {}, data in {}){}{extra}",
+        binary.name,
+        crate::db::redact(&base.database_url),
+        base.data_dir.display(),
+        if extra.is_empty() { "" } else { "; " },
+    );
+    service.serve(listener, crate::shutdown::signal()).await;
+    log::info!("{} stopped", binary.name);
+    ExitCode::SUCCESS
+}
+
+/// The whole life of a binary without subcommands of its own.
+pub async fn run<S: Service>(binary: Binary) -> ExitCode {
+    match start::<S>(&binary, binary.command()).await {
+        Started::Service(_, service) => serve(&binary, service).await,
+        Started::Exit(code) => code,
     }
 }
