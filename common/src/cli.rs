@@ -46,10 +46,10 @@ impl Binary {
     }
 }
 
-/// Logs a start-up failure to stderr and returns the exit code to use.
+/// Prints a start-up failure to stderr (whatever `RUST_LOG` says) and
+/// returns the exit code to use.
 pub fn fail(name: &str, what: &str, err: impl Display) -> ExitCode {
     eprintln!("{name}: {what}: {err}");
-    log::error!("{what}: {err}");
     ExitCode::from(EXIT_CONFIG)
 }
 
