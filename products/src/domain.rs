@@ -1,0 +1,433 @@
+//! Parse-don't-validate types for what admins send us, and the product as
+//! the API shows it.
+//!
+//! Request bodies are first read as loose JSON values ([`ProductFields`]) so
+//! that every field is checked here, with our own messages, and a `422`
+//! names all bad fields at once. Numbers are strict: `12`, not `12.0`,
+//! `12.5` or `"12"` — money must never pass through a float.
+
+use common::{ApiError, Validator};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+/// Ten billion in major units. Far above any real price, and low enough
+/// that a cart's `price × quantity` sums stay far from `i64` overflow.
+pub const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
+pub const DEFAULT_CURRENCY: &str = "USD";
+
+/// A product name: 1 to 200 characters after trimming, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub fn parse(raw: &str) -> Result<ProductName, String> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if trimmed.chars().count() > MAX_NAME_CHARS {
+            return Err(format!("must be at most {MAX_NAME_CHARS} characters"));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("must not contain control characters".into());
+        }
+        Ok(ProductName(trimmed.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A description of at most 10 000 characters; may be empty and may hold
+/// line breaks, but not NUL (PostgreSQL cannot store it in TEXT).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub fn parse(raw: &str) -> Result<Description, String> {
+        if raw.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(format!(
+                "must be at most {MAX_DESCRIPTION_CHARS} characters"
+            ));
+        }
+        if raw.contains('\0') {
+            return Err("must not contain NUL characters".into());
+        }
+        Ok(Description(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An ISO 4217 code: exactly three upper-case ASCII letters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency(String);
+
+impl Currency {
+    pub fn parse(raw: &str) -> Result<Currency, String> {
+        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
+            Ok(Currency(raw.to_string()))
+        } else {
+            Err("must be a three-letter upper-case ISO 4217 code such as \"USD\"".into())
+        }
+    }
+
+    pub fn default_currency() -> Currency {
+        Currency(DEFAULT_CURRENCY.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A price in minor units, 0 to [`MAX_PRICE_CENTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PriceCents(i64);
+
+impl PriceCents {
+    pub fn parse(raw: i64) -> Result<PriceCents, String> {
+        match raw {
+            n if n < 0 => Err("must not be negative".into()),
+            n if n > MAX_PRICE_CENTS => Err(format!("must be at most {MAX_PRICE_CENTS}")),
+            n => Ok(PriceCents(n)),
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// Units in stock, 0 or more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock(i64);
+
+impl Stock {
+    pub fn parse(raw: i64) -> Result<Stock, String> {
+        if raw < 0 {
+            Err("must not be negative".into())
+        } else {
+            Ok(Stock(raw))
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A JSON integer, strictly: a fraction (even `12.0`), a string or
+/// anything else is refused with a message saying so.
+pub fn json_integer(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Ok(i),
+            (None, Some(_)) => Err("is too large".into()),
+            (None, None) => Err("must be an integer, not a fraction".into()),
+        },
+        Value::String(_) => Err("must be a JSON number, not a string".into()),
+        _ => Err("must be an integer".into()),
+    }
+}
+
+fn json_string(value: &Value) -> Result<&str, String> {
+    value.as_str().ok_or_else(|| "must be a string".to_string())
+}
+
+/// The fields of a create or update body, not yet checked: `None` when
+/// absent, `Some(Null)` when sent as `null`. Unknown fields (`id`,
+/// `created_at`, anything) are ignored.
+#[derive(Debug, Default)]
+pub struct ProductFields {
+    pub name: Option<Value>,
+    pub description: Option<Value>,
+    pub price_cents: Option<Value>,
+    pub currency: Option<Value>,
+    pub stock: Option<Value>,
+}
+
+impl ProductFields {
+    /// Takes the body as a JSON object, so an array or a bare value is
+    /// refused when it is read rather than read positionally.
+    pub fn from_object(mut body: Map<String, Value>) -> ProductFields {
+        ProductFields {
+            name: body.remove("name"),
+            description: body.remove("description"),
+            price_cents: body.remove("price_cents"),
+            currency: body.remove("currency"),
+            stock: body.remove("stock"),
+        }
+    }
+}
+
+/// Checks one field that is present and not null.
+fn field<T>(
+    v: &mut Validator,
+    name: &str,
+    value: &Value,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> Option<T> {
+    v.parse(name, parse(value))
+}
+
+fn name_of(value: &Value) -> Result<ProductName, String> {
+    ProductName::parse(json_string(value)?)
+}
+
+fn description_of(value: &Value) -> Result<Description, String> {
+    Description::parse(json_string(value)?)
+}
+
+fn currency_of(value: &Value) -> Result<Currency, String> {
+    Currency::parse(json_string(value)?)
+}
+
+fn price_of(value: &Value) -> Result<PriceCents, String> {
+    PriceCents::parse(json_integer(value)?)
+}
+
+fn stock_of(value: &Value) -> Result<Stock, String> {
+    Stock::parse(json_integer(value)?)
+}
+
+/// A valid new product.
+#[derive(Debug, Clone)]
+pub struct NewProduct {
+    pub name: ProductName,
+    pub description: Description,
+    pub price_cents: PriceCents,
+    pub currency: Currency,
+    pub stock: Stock,
+}
+
+impl NewProduct {
+    /// `name`, `description` and `price_cents` are required; `currency`
+    /// defaults to USD and `stock` to 0, also when sent as `null`.
+    pub fn from_fields(f: &ProductFields) -> Result<NewProduct, ApiError> {
+        let mut v = Validator::new();
+        fn required<'a>(
+            v: &mut Validator,
+            name: &str,
+            value: &'a Option<Value>,
+        ) -> Option<&'a Value> {
+            match value {
+                None => {
+                    v.add(name, "is required");
+                    None
+                }
+                Some(Value::Null) => {
+                    v.add(name, "must not be null");
+                    None
+                }
+                Some(value) => Some(value),
+            }
+        }
+        let name =
+            required(&mut v, "name", &f.name).and_then(|x| field(&mut v, "name", x, name_of));
+        let description = required(&mut v, "description", &f.description)
+            .and_then(|x| field(&mut v, "description", x, description_of));
+        let price_cents = required(&mut v, "price_cents", &f.price_cents)
+            .and_then(|x| field(&mut v, "price_cents", x, price_of));
+        let currency = match &f.currency {
+            None | Some(Value::Null) => Some(Currency::default_currency()),
+            Some(x) => field(&mut v, "currency", x, currency_of),
+        };
+        let stock = match &f.stock {
+            None | Some(Value::Null) => Some(Stock(0)),
+            Some(x) => field(&mut v, "stock", x, stock_of),
+        };
+        v.finish()?;
+        match (name, description, price_cents, currency, stock) {
+            (Some(name), Some(description), Some(price_cents), Some(currency), Some(stock)) => {
+                Ok(NewProduct {
+                    name,
+                    description,
+                    price_cents,
+                    currency,
+                    stock,
+                })
+            }
+            // `finish` above returned the error for any field left `None`.
+            _ => Err(ApiError::internal(std::io::Error::other(
+                "validated product is incomplete",
+            ))),
+        }
+    }
+}
+
+/// A valid partial update: `None` leaves the column as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProductChanges {
+    pub name: Option<ProductName>,
+    pub description: Option<Description>,
+    pub price_cents: Option<PriceCents>,
+    pub currency: Option<Currency>,
+    pub stock: Option<Stock>,
+}
+
+impl ProductChanges {
+    /// Every present field is checked as on create. An explicit `null` is
+    /// refused: no product field can be cleared, and silently ignoring it
+    /// would hide a client's mistake.
+    pub fn from_fields(f: &ProductFields) -> Result<ProductChanges, ApiError> {
+        let mut v = Validator::new();
+        fn optional<T>(
+            v: &mut Validator,
+            name: &str,
+            value: &Option<Value>,
+            parse: impl FnOnce(&Value) -> Result<T, String>,
+        ) -> Option<T> {
+            match value {
+                None => None,
+                Some(Value::Null) => {
+                    v.add(name, "must not be null");
+                    None
+                }
+                Some(x) => field(v, name, x, parse),
+            }
+        }
+        let changes = ProductChanges {
+            name: optional(&mut v, "name", &f.name, name_of),
+            description: optional(&mut v, "description", &f.description, description_of),
+            price_cents: optional(&mut v, "price_cents", &f.price_cents, price_of),
+            currency: optional(&mut v, "currency", &f.currency, currency_of),
+            stock: optional(&mut v, "stock", &f.stock, stock_of),
+        };
+        v.finish()?;
+        Ok(changes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.description.is_none()
+            && self.price_cents.is_none()
+            && self.currency.is_none()
+            && self.stock.is_none()
+    }
+}
+
+/// A stored product, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub stock: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Product ids are UUIDs; anything else cannot exist (`404`, not `500`).
+/// The canonical form is returned so `…/PRODUCT-ID-IN-CAPS` finds it too.
+pub fn parse_id(raw: &str) -> Option<String> {
+    uuid::Uuid::parse_str(raw).ok().map(|u| u.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> ProductFields {
+        match v {
+            Value::Object(map) => ProductFields::from_object(map),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn bad_fields(err: ApiError) -> Vec<String> {
+        assert_eq!(err.status, 422);
+        err.errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn integers_are_strict() {
+        assert_eq!(json_integer(&json!(12)), Ok(12));
+        assert_eq!(json_integer(&json!(-3)), Ok(-3));
+        for bad in [
+            json!(12.0),
+            json!(12.5),
+            json!("12"),
+            json!(true),
+            json!([1]),
+            json!(u64::MAX),
+        ] {
+            assert!(json_integer(&bad).is_err(), "{bad}");
+        }
+        // 1e2 is a float in JSON even though its value is whole.
+        let exp: Value = serde_json::from_str("1e2").unwrap();
+        assert!(json_integer(&exp).is_err());
+    }
+
+    #[test]
+    fn a_full_product_parses_with_defaults() {
+        let p = NewProduct::from_fields(&fields(json!({
+            "name": "  Mug ", "description": "", "price_cents": 0, "id": "ignored"
+        })))
+        .unwrap();
+        assert_eq!(p.name.as_str(), "Mug");
+        assert_eq!(p.currency.as_str(), "USD");
+        assert_eq!(p.stock.get(), 0);
+        assert_eq!(p.price_cents.get(), 0);
+    }
+
+    #[test]
+    fn every_bad_field_is_named_at_once() {
+        let err = NewProduct::from_fields(&fields(json!({
+            "name": " ", "description": 5, "price_cents": 12.5, "currency": "usd", "stock": -1
+        })))
+        .unwrap_err();
+        assert_eq!(
+            bad_fields(err),
+            ["name", "description", "price_cents", "currency", "stock"]
+        );
+        let err = NewProduct::from_fields(&fields(json!({}))).unwrap_err();
+        assert_eq!(bad_fields(err), ["name", "description", "price_cents"]);
+    }
+
+    #[test]
+    fn limits() {
+        assert!(ProductName::parse(&"é".repeat(MAX_NAME_CHARS)).is_ok());
+        assert!(ProductName::parse(&"é".repeat(MAX_NAME_CHARS + 1)).is_err());
+        assert!(ProductName::parse("a\nb").is_err());
+        assert!(Description::parse(&"x".repeat(MAX_DESCRIPTION_CHARS)).is_ok());
+        assert!(Description::parse(&"x".repeat(MAX_DESCRIPTION_CHARS + 1)).is_err());
+        assert!(Description::parse("line\nline").is_ok());
+        assert!(Description::parse("nul\0").is_err());
+        assert!(PriceCents::parse(MAX_PRICE_CENTS).is_ok());
+        assert!(PriceCents::parse(MAX_PRICE_CENTS + 1).is_err());
+        for bad in ["US", "USDD", "usd", "U5D", "ÜSD"] {
+            assert!(Currency::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Currency::parse("EUR").is_ok());
+    }
+
+    #[test]
+    fn updates_check_only_present_fields_and_refuse_null() {
+        let c = ProductChanges::from_fields(&fields(json!({"stock": 3}))).unwrap();
+        assert_eq!(c.stock.map(Stock::get), Some(3));
+        assert!(c.name.is_none());
+        assert!(ProductChanges::from_fields(&fields(json!({})))
+            .unwrap()
+            .is_empty());
+        let err = ProductChanges::from_fields(&fields(json!({"name": null, "price_cents": "1"})))
+            .unwrap_err();
+        assert_eq!(bad_fields(err), ["name", "price_cents"]);
+    }
+
+    #[test]
+    fn ids() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(parse_id(&id.to_uppercase()), Some(id));
+        assert_eq!(parse_id("42"), None);
+        assert_eq!(parse_id("' OR 1=1 --"), None);
+    }
+}

@@ -1,0 +1,182 @@
+//! One async function per endpoint of the products API, and the HTTP
+//! caching of catalog reads (ETag, If-None-Match, Cache-Control) on top of
+//! the in-process read cache.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::auth::Claims;
+use common::json::{json_response, no_content};
+use common::pagination::{Page, PageParams};
+use common::{ApiError, HandlerResult, Req};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::cache::{CacheKey, Rendered};
+use crate::domain::{parse_id, NewProduct, ProductChanges, ProductFields};
+use crate::State;
+
+fn not_found() -> ApiError {
+    ApiError::not_found("product")
+}
+
+/// Writes need an admin token, verified locally with the shared secret:
+/// `401` without a valid token, `403` for a customer's.
+fn require_admin(state: &State, req: &Req) -> Result<Claims, ApiError> {
+    let claims = state.keys.authenticate(req.headers())?;
+    claims.require_admin()?;
+    Ok(claims)
+}
+
+/// `POST /product/`
+pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
+    let admin = require_admin(&state, &req)?;
+    let fields = ProductFields::from_object(req.json().await?);
+    let new = NewProduct::from_fields(&fields)?;
+    let product = state.store.create(&new).await?;
+    log::info!("product {} created by {}", product.id, admin.sub);
+    let mut resp = json_response(StatusCode::CREATED, &product);
+    if let Ok(location) = HeaderValue::from_str(&format!("/product/{}", product.id)) {
+        resp.headers_mut().insert(LOCATION, location);
+    }
+    Ok(resp)
+}
+
+/// `GET /product/{id}`
+pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
+    let id = parse_id(req.param("id")).ok_or_else(not_found)?;
+    let key = CacheKey::Product(id.clone());
+    let version = state.store.version();
+    if let Some(hit) = state.cache.get(&key, version) {
+        return Ok(cached(req.headers(), &hit, &state.cache_control));
+    }
+    // Misses are not cached: a product created elsewhere appears at once.
+    let product = state.store.get(&id).await?.ok_or_else(not_found)?;
+    let rendered = Rendered::json(&product);
+    let resp = cached(req.headers(), &rendered, &state.cache_control);
+    state.cache.put(key, version, rendered);
+    Ok(resp)
+}
+
+/// `PUT /product/{id}`: partial update; absent fields keep their value.
+pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
+    let admin = require_admin(&state, &req)?;
+    let id = parse_id(req.param("id")).ok_or_else(not_found)?;
+    let fields = ProductFields::from_object(req.json().await?);
+    let changes = ProductChanges::from_fields(&fields)?;
+    let product = if changes.is_empty() {
+        // Nothing to change: answer with the product as it is, and leave
+        // `updated_at` (and so the ETag) alone.
+        state.store.get(&id).await?
+    } else {
+        state.store.update(&id, &changes).await?
+    }
+    .ok_or_else(not_found)?;
+    log::info!("product {id} updated by {}", admin.sub);
+    Ok(json_response(StatusCode::OK, &product))
+}
+
+/// `DELETE /product/{id}`: a soft delete; the product leaves get and list.
+pub async fn delete(state: Arc<State>, req: Req) -> HandlerResult {
+    let admin = require_admin(&state, &req)?;
+    let id = parse_id(req.param("id")).ok_or_else(not_found)?;
+    if !state.store.delete(&id).await? {
+        return Err(not_found());
+    }
+    log::info!("product {id} deleted by {}", admin.sub);
+    Ok(no_content())
+}
+
+/// `GET /products/?limit=&offset=&q=`
+pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
+    let query = req.query();
+    let page = PageParams::from_query(&query)?;
+    // An empty `q` is no filter, as in a search box that was cleared.
+    let q = query.get("q").map(String::as_str).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.contains('\0')) {
+        // PostgreSQL refuses NUL in text parameters; no name contains one.
+        return Err(ApiError::invalid_field(
+            "q",
+            "must not contain NUL characters",
+        ));
+    }
+    let key = CacheKey::List {
+        q: q.map(str::to_string),
+        limit: page.limit,
+        offset: page.offset,
+    };
+    let version = state.store.version();
+    if let Some(hit) = state.cache.get(&key, version) {
+        return Ok(cached(req.headers(), &hit, &state.cache_control));
+    }
+    let (items, total) = state.store.list(q, page).await?;
+    let rendered = Rendered::json(&Page::new(items, total, page));
+    let resp = cached(req.headers(), &rendered, &state.cache_control);
+    state.cache.put(key, version, rendered);
+    Ok(resp)
+}
+
+/// A cacheable JSON `200` with its strong ETag, or `304 Not Modified` when
+/// the client's `If-None-Match` already names that ETag.
+fn cached(
+    headers: &HeaderMap,
+    rendered: &Rendered,
+    cache_control: &HeaderValue,
+) -> Response<Full<Bytes>> {
+    let mut resp = if none_match(headers, &rendered.etag) {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp
+    } else {
+        let mut resp = Response::new(Full::new(rendered.body.clone()));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        resp
+    };
+    resp.headers_mut().insert(ETAG, rendered.etag.clone());
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, cache_control.clone());
+    resp
+}
+
+/// True when `If-None-Match` lists `etag` or is `*` (RFC 9110 §13.1.2,
+/// weak comparison: `W/"x"` matches `"x"`). Several headers and
+/// comma-separated lists are both allowed.
+fn none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
+    let etag = etag.as_bytes();
+    headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let tag = &HeaderValue::from_static("\"abc\"");
+        assert!(none_match(&headers(&["\"abc\""]), tag));
+        assert!(none_match(&headers(&["*"]), tag));
+        assert!(none_match(&headers(&["\"x\", W/\"abc\""]), tag));
+        assert!(none_match(&headers(&["\"x\"", "\"abc\""]), tag));
+        assert!(!none_match(&headers(&[]), tag));
+        assert!(!none_match(&headers(&["\"abcd\""]), tag));
+        assert!(!none_match(&headers(&["abc"]), tag));
+    }
+}

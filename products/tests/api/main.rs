@@ -1,0 +1,13 @@
+//! Integration tests of the products API over real HTTP. Each test gets its
+//! own service and database (see `helpers`); run them against PostgreSQL
+//! with `TEST_DATABASE_URL=postgres://…`.
+
+mod auth;
+mod caching;
+mod concurrency;
+mod crud;
+mod errors;
+mod helpers;
+mod list;
+mod seed;
+mod validation;
