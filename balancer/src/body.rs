@@ -1,0 +1,223 @@
+//! The two streaming bodies of a proxied exchange.
+//!
+//! [`UpBody`] carries the client's request body to the upstream frame by
+//! frame, enforcing the route's size limit as it goes, and hands the
+//! untouched body back if the client never started sending it (a connect
+//! failure), so the request can go to another replica. [`DownBody`] carries
+//! the upstream's response to the client and gives up when the upstream
+//! stalls for longer than the route's timeout. Neither buffers: memory per
+//! exchange is a frame, whatever the body's size.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// What the handler keeps of a request body while it is lent to the client.
+#[derive(Default)]
+pub struct BodyShared {
+    /// The body, returned here if it was dropped before the first poll.
+    returned: Mutex<Option<Incoming>>,
+    /// Set when the body grew past the limit while streaming.
+    pub too_large: AtomicBool,
+}
+
+impl BodyShared {
+    /// Takes back a body that was never polled, if any.
+    pub fn take_returned(&self) -> Option<Incoming> {
+        match self.returned.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the request body exceeds {0} bytes")]
+pub struct TooLarge(pub u64);
+
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream sent nothing for {0:?}")]
+pub struct Stalled(pub Duration);
+
+/// A request body on its way upstream.
+pub enum UpBody {
+    Empty,
+    Stream(StreamUp),
+}
+
+pub struct StreamUp {
+    inner: Option<Incoming>,
+    limit: u64,
+    seen: u64,
+    polled: bool,
+    shared: Arc<BodyShared>,
+}
+
+impl UpBody {
+    pub fn stream(inner: Incoming, limit: u64, shared: Arc<BodyShared>) -> UpBody {
+        UpBody::Stream(StreamUp {
+            inner: Some(inner),
+            limit,
+            seen: 0,
+            polled: false,
+            shared,
+        })
+    }
+}
+
+impl Body for UpBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = match self.get_mut() {
+            UpBody::Empty => return Poll::Ready(None),
+            UpBody::Stream(s) => s,
+        };
+        this.polled = true;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        this.shared.too_large.store(true, Ordering::Relaxed);
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(Box::new(TooLarge(this.limit)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpBody::Empty => true,
+            UpBody::Stream(s) => s.inner.as_ref().is_none_or(|b| b.is_end_stream()),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpBody::Empty => SizeHint::with_exact(0),
+            UpBody::Stream(s) => s
+                .inner
+                .as_ref()
+                .map(|b| b.size_hint())
+                .unwrap_or_else(|| SizeHint::with_exact(0)),
+        }
+    }
+}
+
+impl Drop for StreamUp {
+    fn drop(&mut self) {
+        if !self.polled {
+            if let Some(body) = self.inner.take() {
+                match self.shared.returned.lock() {
+                    Ok(mut g) => *g = Some(body),
+                    Err(p) => *p.into_inner() = Some(body),
+                }
+            }
+        }
+    }
+}
+
+/// A response body on its way to the client.
+pub enum DownBody {
+    Full(Full<Bytes>),
+    Upstream(StreamDown),
+}
+
+pub struct StreamDown {
+    inner: Incoming,
+    idle: Duration,
+    /// Created only the first time the upstream makes us wait: a small
+    /// response that arrives whole never touches the timer wheel.
+    timer: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl DownBody {
+    pub fn upstream(inner: Incoming, idle: Duration) -> DownBody {
+        DownBody::Upstream(StreamDown {
+            inner,
+            idle,
+            timer: None,
+            armed: false,
+        })
+    }
+}
+
+impl From<Full<Bytes>> for DownBody {
+    fn from(b: Full<Bytes>) -> Self {
+        DownBody::Full(b)
+    }
+}
+
+impl Body for DownBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            DownBody::Full(b) => Pin::new(b).poll_frame(cx).map_err(|e| match e {}),
+            DownBody::Upstream(s) => match Pin::new(&mut s.inner).poll_frame(cx) {
+                Poll::Ready(r) => {
+                    s.armed = false;
+                    Poll::Ready(r.map(|r| r.map_err(|e| Box::new(e) as BoxError)))
+                }
+                Poll::Pending => {
+                    let deadline = Instant::now() + s.idle;
+                    if !s.armed {
+                        match s.timer.as_mut() {
+                            Some(t) => t.as_mut().reset(deadline),
+                            None => s.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                        }
+                        s.armed = true;
+                    }
+                    match s.timer.as_mut().map(|t| t.as_mut().poll(cx)) {
+                        Some(Poll::Ready(())) => Poll::Ready(Some(Err(Box::new(Stalled(s.idle))))),
+                        _ => Poll::Pending,
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            DownBody::Full(b) => b.is_end_stream(),
+            DownBody::Upstream(s) => s.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            DownBody::Full(b) => b.size_hint(),
+            DownBody::Upstream(s) => s.inner.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Header rewriting: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! `X-Forwarded-*` family, request ids, and CORS.
+
+use std::net::IpAddr;
+
+use http::header::{
+    HeaderName, HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, CONNECTION, CONTENT_LENGTH, EXPECT, HOST, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
+};
+use http::HeaderMap;
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Hop-by-hop headers by name: RFC 9110's list plus the legacy
+/// `Keep-Alive` and `Proxy-Connection` that old clients still send.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
+
+/// Removes every hop-by-hop header, including each header the message
+/// names in `Connection` (so `Connection: X-Secret` takes `X-Secret` out)
+/// and any `Proxy-*` header, which is meant for a proxy, never a service.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // A message that came chunked has its framing rebuilt on the way out;
+    // a Content-Length beside Transfer-Encoding must not survive the
+    // stripping, or the next hop would frame the body by it (smuggling).
+    if headers.contains_key(TRANSFER_ENCODING) {
+        headers.remove(CONTENT_LENGTH);
+    }
+    // Most messages carry none: one cheap pass over the names (standard
+    // names compare as enum tags) instead of nine hashed removals.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    // Allocates only when there is something extra to remove.
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(CONNECTION) {
+        for token in value.as_bytes().split(|b| *b == b',') {
+            let token = token.trim_ascii();
+            if token.is_empty() {
+                continue;
+            }
+            // HeaderName::from_bytes lowercases; invalid tokens name no header.
+            if let Ok(name) = HeaderName::from_bytes(token) {
+                named.push(name);
+            }
+        }
+    }
+    for name in headers.keys() {
+        if name.as_str().starts_with("proxy-") {
+            named.push(name.clone());
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    for name in named {
+        headers.remove(name);
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
+}
+
+/// Prepares the client's headers for an upstream: hop-by-hop out,
+/// `Expect` out (the balancer answers `100-continue` itself), the
+/// forwarding headers set. The original `Host` is kept, so services see
+/// the name the client used; when the client sent none (HTTP/2 or 1.0),
+/// the URI's authority stands in.
+pub fn prepare_request(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    uri_authority: Option<&http::uri::Authority>,
+) {
+    strip_hop_by_hop(headers);
+    headers.remove(EXPECT);
+    if !headers.contains_key(HOST) {
+        if let Some(a) = uri_authority {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                headers.insert(HOST, v);
+            }
+        }
+    }
+    append_forwarded_for(headers, peer);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    match headers.get(HOST).cloned() {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// `X-Forwarded-For: <what came in>, <peer>`; several incoming header
+/// lines are folded into one, in order.
+fn append_forwarded_for(headers: &mut HeaderMap, peer: IpAddr) {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(64);
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(s) = v.to_str() {
+            let s = s.trim();
+            if !s.is_empty() {
+                out.push_str(s);
+                out.push_str(", ");
+            }
+        }
+    }
+    let _ = write!(out, "{peer}");
+    // Hands the string's buffer to the header value instead of copying it.
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(out)) {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        Err(_) => {
+            // Unreachable in practice (the parts were header values), but a
+            // bad chain must not cost the request: start a new one.
+            let v = HeaderValue::from_str(&peer.to_string())
+                .expect("an IP address is a valid header value");
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+    }
+}
+
+/// A fresh request id: 32 lowercase hex characters, as `common` makes them.
+/// A thread-local RNG instead of a v4 UUID keeps a system call off the
+/// per-request path.
+pub fn generate_request_id() -> HeaderValue {
+    use rand::RngCore;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut raw = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut raw);
+    let mut out = [0u8; 32];
+    for (i, b) in raw.iter().enumerate() {
+        out[2 * i] = HEX[(b >> 4) as usize];
+        out[2 * i + 1] = HEX[(b & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&out).expect("hex digits are a valid header value")
+}
+
+/// The incoming id if `common::request_id` would keep it.
+pub fn sane_request_id(v: &HeaderValue) -> bool {
+    v.to_str().is_ok_and(common::request_id::is_sane)
+}
+
+const ALLOW_METHODS: HeaderValue =
+    HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+const DEFAULT_ALLOW_HEADERS: HeaderValue =
+    HeaderValue::from_static("Authorization, Content-Type, Idempotency-Key, X-Request-Id");
+const EXPOSE_HEADERS: HeaderValue =
+    HeaderValue::from_static("X-Request-Id, ETag, Retry-After, Location");
+const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
+
+/// Headers of an answered preflight for an allowed origin. The requested
+/// headers are echoed when they are a plain token list: the services do
+/// their own auth, so the balancer does not second-guess header names.
+pub fn preflight_headers(
+    headers: &mut HeaderMap,
+    origin: HeaderValue,
+    requested: Option<&HeaderValue>,
+) {
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
+    let allow = requested
+        .filter(|v| {
+            v.len() <= 1024
+                && v.as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_, ".contains(b))
+        })
+        .cloned()
+        .unwrap_or(DEFAULT_ALLOW_HEADERS);
+    headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
+    headers.insert(ACCESS_CONTROL_MAX_AGE, MAX_AGE);
+    headers.append(
+        VARY,
+        HeaderValue::from_static(
+            "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+        ),
+    );
+}
+
+/// CORS headers on an ordinary response for an allowed origin.
+pub fn cors_response_headers(headers: &mut HeaderMap, origin: HeaderValue) {
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
+    headers.append(VARY, HeaderValue::from_static("Origin"));
+}
+
+pub const REQUEST_HEADERS: HeaderName = ACCESS_CONTROL_REQUEST_HEADERS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret , Upgrade"),
+        );
+        h.append(CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("proxy-foo", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn content_length_beside_transfer_encoding_goes() {
+        let mut h = HeaderMap::new();
+        h.insert(TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut h = HeaderMap::new();
+        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
+        h.insert(HOST, HeaderValue::from_static("shop.example"));
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        prepare_request(&mut h, "10.0.0.1".parse().unwrap(), None);
+        assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 10.0.0.1");
+        assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+    }
+
+    #[test]
+    fn generated_ids_are_sane_and_distinct() {
+        let a = generate_request_id();
+        let b = generate_request_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 32);
+        assert!(sane_request_id(&a));
+    }
+}

@@ -1,0 +1,586 @@
+//! One request through the balancer: its own endpoints, limits, CORS
+//! preflight, route lookup, replica selection, the rewritten request,
+//! forwarding with the retry rules, and the response on its way back.
+//!
+//! Failure sources map to one status each: no rule → 404, body too large →
+//! 413, headers too large → 431, no replica reachable (or a broken exchange
+//! that may not be retried) → 502, no healthy replica → 503, no response
+//! headers before the route's deadline → 504.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::ApiError;
+use http::header::{
+    HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
+    ORIGIN, RETRY_AFTER,
+};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::Full;
+use hyper::body::{Body, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{BodyShared, DownBody, UpBody};
+use crate::config::BalancerConfig;
+use crate::headers;
+use crate::metrics::RouteMetrics;
+use crate::routes::{Rule, Target};
+use crate::upstream::{Pick, Pool, Replica};
+
+/// Everything the workers share: configuration, pools with their health,
+/// and the metric handles.
+pub struct Shared {
+    pub config: BalancerConfig,
+    pub pools: Vec<Arc<Pool>>,
+    route_metrics: Vec<RouteMetrics>,
+    unmatched_metrics: RouteMetrics,
+    own_metrics: RouteMetrics,
+}
+
+impl Shared {
+    pub fn new(config: BalancerConfig) -> Shared {
+        // The recorder must exist before handles are registered, or they
+        // would be no-ops.
+        common::metrics::handle();
+        let pools: Vec<Arc<Pool>> = config
+            .table
+            .pools
+            .iter()
+            .map(|p| Arc::new(Pool::new(p)))
+            .collect();
+        let route_metrics = config
+            .table
+            .rules
+            .iter()
+            .map(|r| {
+                let pool = match r.target {
+                    Target::Pool(i) => config.table.pools[i].name.as_str(),
+                    Target::Deny => "-",
+                };
+                RouteMetrics::new(&r.name, pool)
+            })
+            .collect();
+        Shared {
+            pools,
+            route_metrics,
+            unmatched_metrics: RouteMetrics::new("unmatched", "-"),
+            own_metrics: RouteMetrics::new("balancer", "-"),
+            config,
+        }
+    }
+
+    /// `/readyz`: the per-pool picture, and whether the balancer counts as
+    /// ready (always, unless `ready_requires_all_pools`).
+    pub fn readiness(&self) -> (bool, serde_json::Value) {
+        let mut pools = serde_json::Map::new();
+        let mut all = true;
+        for pool in &self.pools {
+            let replicas = pool.replicas();
+            let healthy = replicas.iter().filter(|r| r.is_healthy()).count();
+            all &= healthy > 0;
+            pools.insert(
+                pool.name.clone(),
+                serde_json::json!({
+                    "healthy": healthy,
+                    "total": replicas.len(),
+                    "replicas": replicas.iter().map(|r| serde_json::json!({
+                        "addr": r.addr.to_string(),
+                        "upstream": r.origin,
+                        "healthy": r.is_healthy(),
+                    })).collect::<Vec<_>>(),
+                }),
+            );
+        }
+        let ready = all || !self.config.ready_requires_all_pools;
+        let body = serde_json::json!({
+            "status": if ready { "ready" } else { "unavailable" },
+            "all_pools_healthy": all,
+            "pools": pools,
+        });
+        (ready, body)
+    }
+}
+
+/// One retry at most: a connect failure goes to another replica once; a
+/// broken idempotent exchange is repeated once.
+const MAX_ATTEMPTS: usize = 2;
+
+/// Which metric and log labels a request ends up with.
+enum Label {
+    Own,
+    Unmatched,
+    Rule(usize),
+}
+
+/// One worker's proxy: the shared state plus this worker's connection
+/// pool. Each worker thread has its own pool, so checking a connection out
+/// and back in never contends across cores.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    client: Client<HttpConnector, UpBody>,
+}
+
+impl Proxy {
+    pub fn new(shared: Arc<Shared>) -> Proxy {
+        let cfg = &shared.config;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(cfg.connect_timeout));
+        connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(cfg.pool_idle_timeout)
+            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
+            .build(connector);
+        Proxy { shared, client }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Answers one request; never fails, never panics on input.
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<DownBody> {
+        let started = Instant::now();
+        let rid = match req.headers().get(&headers::X_REQUEST_ID) {
+            Some(v) if headers::sane_request_id(v) => v.clone(),
+            _ => headers::generate_request_id(),
+        };
+        let origin = req
+            .headers()
+            .get(ORIGIN)
+            .filter(|o| self.shared.config.cors.allows(o.as_bytes()))
+            .cloned();
+        let log_access = log::log_enabled!(target: "access", log::Level::Info);
+        let logged = log_access.then(|| (req.method().clone(), req.uri().path().to_string()));
+
+        let (label, upstream, mut resp) = self.dispatch(req, peer, &rid, origin.as_ref()).await;
+
+        let h = resp.headers_mut();
+        h.insert(headers::X_REQUEST_ID, rid.clone());
+        if let Some(origin) = origin {
+            if !h.contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+                headers::cors_response_headers(h, origin);
+            }
+        }
+        let status = resp.status().as_u16();
+        let elapsed = started.elapsed().as_secs_f64();
+        let (metrics, route_name) = match label {
+            Label::Own => (&self.shared.own_metrics, "balancer"),
+            Label::Unmatched => (&self.shared.unmatched_metrics, "unmatched"),
+            Label::Rule(i) => (
+                &self.shared.route_metrics[i],
+                self.shared.config.table.rules[i].name.as_str(),
+            ),
+        };
+        metrics.record(status, elapsed);
+        if let Some((method, path)) = logged {
+            // The query string is left out: it can carry search terms.
+            log::info!(
+                target: "access",
+                "{method} {path} {status} {:.2}ms route={route_name} upstream={} rid={} peer={peer}",
+                elapsed * 1000.0,
+                upstream.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
+                rid.to_str().unwrap_or("-"),
+            );
+        }
+        resp
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        rid: &HeaderValue,
+        origin: Option<&HeaderValue>,
+    ) -> (Label, Option<SocketAddr>, Response<DownBody>) {
+        let rid_str = rid.to_str().unwrap_or("-");
+        let problem = |e: ApiError| e.into_response(rid_str).map(DownBody::from);
+        let cfg = &self.shared.config;
+
+        // Header limits come first: nothing else should look at headers a
+        // client was not allowed to send.
+        if let Some(e) = check_header_limits(&req, cfg) {
+            return (Label::Unmatched, None, problem(e));
+        }
+
+        let method = req.method();
+        let path = req.uri().path();
+        if method == Method::GET || method == Method::HEAD {
+            match path {
+                "/healthz" => {
+                    return (
+                        Label::Own,
+                        None,
+                        json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+                    )
+                }
+                "/readyz" => {
+                    let (ready, body) = self.shared.readiness();
+                    let status = if ready {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    return (Label::Own, None, json(status, &body));
+                }
+                "/metrics" => return (Label::Own, None, metrics_response()),
+                _ => {}
+            }
+        }
+        if method == Method::CONNECT || method == Method::TRACE {
+            return (
+                Label::Unmatched,
+                None,
+                problem(ApiError::method_not_allowed(&[
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::PATCH,
+                    Method::DELETE,
+                    Method::OPTIONS,
+                ])),
+            );
+        }
+        if !path_is_clean(path) {
+            return (
+                Label::Unmatched,
+                None,
+                problem(ApiError::bad_request(
+                    "invalid_path",
+                    "the path may not contain . or .. segments",
+                )),
+            );
+        }
+
+        // A CORS preflight from an allowed origin is answered here, for
+        // the method it announces; others pass through untouched.
+        if method == Method::OPTIONS {
+            if let (Some(origin), Some(wanted)) =
+                (origin, req.headers().get(ACCESS_CONTROL_REQUEST_METHOD))
+            {
+                let wanted = Method::from_bytes(wanted.as_bytes()).unwrap_or(Method::GET);
+                return match cfg.table.find(&wanted, path) {
+                    Some((i, rule)) if rule.target != Target::Deny => {
+                        let mut resp = Response::new(DownBody::from(Full::default()));
+                        *resp.status_mut() = StatusCode::NO_CONTENT;
+                        let requested = req.headers().get(headers::REQUEST_HEADERS);
+                        headers::preflight_headers(resp.headers_mut(), origin.clone(), requested);
+                        (Label::Rule(i), None, resp)
+                    }
+                    Some((i, _)) => (Label::Rule(i), None, problem(not_found(path))),
+                    None => (Label::Unmatched, None, problem(not_found(path))),
+                };
+            }
+        }
+
+        let Some((index, rule)) = cfg.table.find(method, path) else {
+            return (Label::Unmatched, None, problem(not_found(path)));
+        };
+        let pool = match rule.target {
+            Target::Deny => return (Label::Rule(index), None, problem(not_found(path))),
+            Target::Pool(p) => &self.shared.pools[p],
+        };
+        let limit = rule.max_body.unwrap_or(cfg.max_body);
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return (Label::Rule(index), None, problem(too_large(limit)));
+        }
+        let (upstream, resp) = self.forward(rule, pool, req, peer, rid, limit).await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => problem(e),
+        };
+        (Label::Rule(index), upstream, resp)
+    }
+
+    /// Sends the request to a replica, retrying as the rules allow.
+    async fn forward(
+        &self,
+        rule: &Rule,
+        pool: &Pool,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        rid: &HeaderValue,
+        limit: u64,
+    ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
+        let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (mut parts, body) = req.into_parts();
+        headers::prepare_request(&mut parts.headers, peer.ip(), parts.uri.authority());
+        parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
+        let method = parts.method;
+        // Only these may be sent twice: repeating them changes nothing.
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        let path_and_query = parts.uri.path_and_query().cloned();
+        let mut head = parts.headers;
+
+        // A request without a body can be rebuilt for a second attempt; one
+        // with a body only while nobody has read from it.
+        let mut body = if body.is_end_stream() {
+            None
+        } else {
+            Some(body)
+        };
+        let body_shared = body.as_ref().map(|_| Arc::new(BodyShared::default()));
+
+        let mut previous: Option<(Arc<Replica>, Failure)> = None;
+        for attempt in 0..MAX_ATTEMPTS {
+            let pick = match &previous {
+                None => pool.pick(None, false),
+                // After a broken exchange the same replica may be tried
+                // again if it is the only healthy one (the failure may have
+                // been one stale connection); after a connect error never.
+                Some((r, failure)) => pool.pick(Some(r), *failure == Failure::Broken),
+            };
+            let replica = match pick {
+                Pick::Replica(r) => r,
+                Pick::NoneHealthy | Pick::NoReplicas => {
+                    return match previous {
+                        None => (None, Err(unavailable(&pool.name))),
+                        Some((r, failure)) => (Some(r.addr), Err(failure.to_error(&pool.name))),
+                    };
+                }
+            };
+            if attempt > 0 {
+                let reason = previous.as_ref().map(|p| p.1.reason()).unwrap_or("other");
+                crate::metrics::retry(&pool.name, reason);
+            }
+            let up_body = match (body.take(), &body_shared) {
+                (Some(b), Some(shared)) => UpBody::stream(b, limit, shared.clone()),
+                _ => UpBody::Empty,
+            };
+            // An attempt that may be followed by another sends a copy of
+            // the headers; the last one takes them.
+            let headers = if attempt + 1 < MAX_ATTEMPTS {
+                head.clone()
+            } else {
+                std::mem::take(&mut head)
+            };
+            let mut up = Request::new(up_body);
+            *up.method_mut() = method.clone();
+            *up.uri_mut() = replica.uri(path_and_query.clone());
+            *up.version_mut() = Version::HTTP_11;
+            *up.headers_mut() = headers;
+
+            let result = tokio::time::timeout_at(deadline, self.client.request(up)).await;
+            let err = match result {
+                Ok(Ok(resp)) => return (Some(replica.addr), Ok(self.relay(resp, timeout))),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    crate::metrics::upstream_error(&pool.name, "timeout");
+                    return (
+                        Some(replica.addr),
+                        Err(ApiError::new(
+                            StatusCode::GATEWAY_TIMEOUT,
+                            "upstream_timeout",
+                            format!(
+                                "the {} service did not answer within {timeout:?}",
+                                pool.name
+                            ),
+                        )),
+                    );
+                }
+            };
+            if body_shared
+                .as_ref()
+                .is_some_and(|s| s.too_large.load(Ordering::Relaxed))
+            {
+                return (Some(replica.addr), Err(too_large(limit)));
+            }
+            if err.is_connect() {
+                crate::metrics::upstream_error(&pool.name, "connect");
+                log::warn!(
+                    "pool {}: cannot connect to {}: {}",
+                    pool.name,
+                    replica.addr,
+                    common::error::chain(&err)
+                );
+                pool.eject(&replica);
+                // Nothing was sent, so any method may go elsewhere — if the
+                // body (when there is one) came back unread.
+                let had_body = body_shared.is_some();
+                if had_body {
+                    body = body_shared.as_ref().and_then(|s| s.take_returned());
+                }
+                if had_body && body.is_none() {
+                    return (
+                        Some(replica.addr),
+                        Err(Failure::Connect.to_error(&pool.name)),
+                    );
+                }
+                previous = Some((replica, Failure::Connect));
+                continue;
+            }
+            crate::metrics::upstream_error(&pool.name, "broken");
+            log::warn!(
+                "pool {}: exchange with {} failed: {}",
+                pool.name,
+                replica.addr,
+                common::error::chain(&err)
+            );
+            // The request reached the upstream: only a bodiless idempotent
+            // request may be sent again.
+            if idempotent && body_shared.is_none() {
+                previous = Some((replica, Failure::Broken));
+                continue;
+            }
+            return (
+                Some(replica.addr),
+                Err(Failure::Broken.to_error(&pool.name)),
+            );
+        }
+        match previous {
+            Some((r, failure)) => (Some(r.addr), Err(failure.to_error(&pool.name))),
+            None => (None, Err(unavailable(&pool.name))),
+        }
+    }
+
+    fn relay(&self, resp: Response<Incoming>, idle: std::time::Duration) -> Response<DownBody> {
+        let (mut parts, body) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers);
+        parts.version = Version::default();
+        Response::from_parts(parts, DownBody::upstream(body, idle))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// No connection could be made: nothing was sent.
+    Connect,
+    /// The exchange started and broke (reset, closed, garbage).
+    Broken,
+}
+
+impl Failure {
+    fn reason(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Broken => "broken",
+        }
+    }
+
+    fn to_error(self, pool: &str) -> ApiError {
+        match self {
+            Failure::Connect => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("the {pool} service could not be reached"),
+            ),
+            Failure::Broken => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                format!("the {pool} service failed to answer"),
+            ),
+        }
+    }
+}
+
+fn unavailable(pool: &str) -> ApiError {
+    ApiError::unavailable(
+        "no_healthy_upstream",
+        format!("the {pool} service has no healthy replica"),
+    )
+    .with_header(RETRY_AFTER, HeaderValue::from_static("5"))
+}
+
+fn not_found(path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {path}"),
+    )
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body exceeds {limit} bytes"),
+    )
+}
+
+fn check_header_limits(req: &Request<Incoming>, cfg: &BalancerConfig) -> Option<ApiError> {
+    let headers = req.headers();
+    let count = headers.len();
+    if count > cfg.max_header_count {
+        return Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            format!(
+                "at most {} request headers are accepted",
+                cfg.max_header_count
+            ),
+        ));
+    }
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > cfg.max_header_bytes {
+        return Some(ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
+            format!("the request headers exceed {} bytes", cfg.max_header_bytes),
+        ));
+    }
+    None
+}
+
+/// False for paths with `.` or `..` segments, plain or percent-encoded: an
+/// upstream that normalizes them would serve a path the route table never
+/// saw (`/user/../internal/…`).
+pub fn path_is_clean(path: &str) -> bool {
+    if !path.contains('.') && !path.contains('%') {
+        return true;
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    !decoded
+        .split(['/', '\\'])
+        .any(|seg| seg == "." || seg == "..")
+}
+
+fn json(status: StatusCode, value: &serde_json::Value) -> Response<DownBody> {
+    common::json::json_response(status, value).map(DownBody::from)
+}
+
+fn metrics_response() -> Response<DownBody> {
+    let mut resp = Response::new(DownBody::from(Full::from(common::metrics::render())));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_refused() {
+        assert!(path_is_clean("/user/42/cart/"));
+        assert!(path_is_clean("/products/?q=a.b"));
+        assert!(path_is_clean("/product/v1.2"));
+        assert!(!path_is_clean("/user/../internal/x"));
+        assert!(!path_is_clean("/user/%2e%2e/internal/x"));
+        assert!(!path_is_clean("/user/%2E./internal"));
+        assert!(!path_is_clean("/user/.%2e%2finternal"));
+        assert!(!path_is_clean("/user/./x"));
+        assert!(!path_is_clean("/user/..\\internal"));
+    }
+}

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Benchmark of the balancer against nginx, both in front of the same bare
+# hyper server (target/release/hello), and against that server directly.
+#
+# Installs what it needs (wrk and nginx-light from Debian, oha from
+# crates.io), builds release binaries, then runs ROUNDS (default 5)
+# interleaved rounds of: direct, via balancer, via nginx — saturation
+# throughput (wrk -t2 -c64 -d5s) and p99 latency at fixed rates (oha -q
+# with latency correction, default 5000 and 10000 req/s) — and prints the
+# medians with ratios. Everything it starts is stopped on exit.
+#
+# Usage: bench/balancer.sh            (from anywhere in the repo)
+#   ROUNDS=7 RATES="5000 10000 15000" DURATION=5s bench/balancer.sh
+#   BALANCER_BIN=/path/to/balancer bench/balancer.sh   (another build)
+#   BASELINE_BIN=/path/to/older/balancer bench/balancer.sh
+#       (adds a "baseline" column: an older balancer, interleaved, for
+#        before/after comparisons)
+#
+# Equivalence: both proxies keep idle keep-alive connections to the
+# upstream, speak HTTP/1.1 to it, add X-Forwarded-For/-Proto, pass Host and
+# a request id, log nothing per request (nginx `access_log off`, balancer
+# RUST_LOG=warn), and run two workers (nginx worker_processes 2; balancer
+# workers=2), each with its own SO_REUSEPORT listener.
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+ROUNDS=${ROUNDS:-5}
+RATES=${RATES:-"5000 10000"}
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-64}
+HELLO_ADDR=127.0.0.1:19000
+BALANCER_ADDR=127.0.0.1:19080
+NGINX_ADDR=127.0.0.1:19081
+BASELINE_ADDR=127.0.0.1:19082
+
+log() { echo "[bench] $*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v jq >/dev/null || need_apt+=(jq)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing ${need_apt[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v oha >/dev/null; then
+  log "installing oha (fixed-rate load with latency correction)"
+  cargo install oha --locked
+fi
+
+log "building release binaries"
+cargo build --release -q -p balancer -p bench
+
+# --- processes -------------------------------------------------------------
+TMP=$(mktemp -d /tmp/bench-balancer.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+wait_for() {
+  for _ in $(seq 1 100); do
+    if curl -sf -o /dev/null "http://$1$2"; then return 0; fi
+    sleep 0.1
+  done
+  log "nothing answers at $1$2"; exit 1
+}
+
+"$ROOT/target/release/hello" "$HELLO_ADDR" 2>"$TMP/hello.log" &
+PIDS+=($!)
+wait_for "$HELLO_ADDR" /
+
+cat >"$TMP/routes.toml" <<EOF
+[[route]]
+prefix = "/"
+pool = "hello"
+
+[pools.hello]
+upstreams = ["http://$HELLO_ADDR"]
+EOF
+RUST_LOG=warn BALANCER_WORKERS=${BALANCER_WORKERS:-2} \
+  "${BALANCER_BIN:-$ROOT/target/release/balancer}" --routes "$TMP/routes.toml" --listen "$BALANCER_ADDR" \
+  --health-path / 2>"$TMP/balancer.log" &
+PIDS+=($!)
+wait_for "$BALANCER_ADDR" /healthz
+
+if [ -n "${BASELINE_BIN:-}" ]; then
+  RUST_LOG=warn BALANCER_WORKERS=${BALANCER_WORKERS:-2} \
+    "$BASELINE_BIN" --routes "$TMP/routes.toml" --listen "$BASELINE_ADDR" \
+    --health-path / 2>"$TMP/baseline.log" &
+  PIDS+=($!)
+  wait_for "$BASELINE_ADDR" /healthz
+fi
+
+mkdir -p "$TMP/nginx"
+user_line=""
+[ "$(id -u)" = 0 ] && user_line="user root;"
+cat >"$TMP/nginx/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  upstream hello {
+    server $HELLO_ADDR;
+    keepalive 128;
+  }
+  server {
+    listen $NGINX_ADDR reuseport;
+    location / {
+      proxy_pass http://hello;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Request-Id \$request_id;
+    }
+  }
+}
+EOF
+"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
+PIDS+=($!)
+wait_for "$NGINX_ADDR" /
+
+declare -A URL=(
+  [direct]="http://$HELLO_ADDR/"
+  [balancer]="http://$BALANCER_ADDR/"
+  [nginx]="http://$NGINX_ADDR/"
+  [baseline]="http://$BASELINE_ADDR/"
+)
+TARGETS=(direct balancer nginx)
+[ -n "${BASELINE_BIN:-}" ] && TARGETS+=(baseline)
+RESULTS="$TMP/results.txt"
+: >"$RESULTS"
+
+saturation() {
+  wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$1" | awk '/Requests\/sec:/ {print $2}'
+}
+
+p99_at() {
+  # p99 in milliseconds at a fixed rate, corrected for coordinated omission.
+  oha -z "$DURATION" -c "$CONNS" -q "$2" --latency-correction --no-tui \
+    --output-format json "$1" | jq '.latencyPercentiles.p99 * 1000'
+}
+
+log "warming up"
+for t in "${TARGETS[@]}"; do wrk -t2 -c"$CONNS" -d2s "${URL[$t]}" >/dev/null; done
+
+for round in $(seq 1 "$ROUNDS"); do
+  for t in "${TARGETS[@]}"; do
+    rps=$(saturation "${URL[$t]}")
+    echo "$t rps $rps" >>"$RESULTS"
+    line="round $round $t: ${rps} req/s"
+    for rate in $RATES; do
+      p99=$(p99_at "${URL[$t]}" "$rate")
+      echo "$t p99@$rate $p99" >>"$RESULTS"
+      line="$line, p99@$rate ${p99}ms"
+    done
+    log "$line"
+  done
+done
+
+median() {
+  grep "^$1 $2 " "$RESULTS" | awk '{print $3}' | sort -g |
+    awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
+echo
+echo "Medians of $ROUNDS interleaved rounds ($(nproc) cores; wrk -t2 -c$CONNS -d$DURATION; oha -c$CONNS -z$DURATION -q RATE --latency-correction)"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  printf "%-16s %12s %12s %12s %12s %16s %16s %14s\n" metric direct balancer nginx baseline balancer/nginx baseline/nginx nginx/direct
+else
+  printf "%-16s %12s %12s %12s %16s %14s\n" metric direct balancer nginx balancer/nginx nginx/direct
+fi
+ratio() { echo "$1 $2" | awk '{print $1/$2}'; }
+for metric in rps $(for r in $RATES; do echo "p99@$r"; done); do
+  d=$(median direct "$metric"); b=$(median balancer "$metric"); n=$(median nginx "$metric")
+  if [ "$metric" = rps ]; then label="req/s"; else label="$metric (ms)"; fi
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    o=$(median baseline "$metric")
+    printf "%-16s %12.2f %12.2f %12.2f %12.2f %15.2fx %15.2fx %13.2fx\n" "$label" "$d" "$b" "$n" "$o" \
+      "$(ratio "$b" "$n")" "$(ratio "$o" "$n")" "$(ratio "$n" "$d")"
+  else
+    printf "%-16s %12.2f %12.2f %12.2f %15.2fx %13.2fx\n" "$label" "$d" "$b" "$n" \
+      "$(ratio "$b" "$n")" "$(ratio "$n" "$d")"
+  fi
+done
+echo "(req/s: higher is better; p99: lower is better, so balancer/nginx < 1 means the balancer is faster)"
