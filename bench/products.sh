@@ -20,66 +20,18 @@ THREADS=${THREADS:-2}
 PRODUCTS_RUST_LOG=${PRODUCTS_RUST_LOG:-info}
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk..." >&2
-    apt-get update && apt-get install -y wrk
-fi
-
+ensure_wrk
 cargo build --release -p products -p bench
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    # Only what this script started, by pid.
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-pick_port() {
-    local port
-    for _ in $(seq 1 50); do
-        port=$((20000 + RANDOM % 20000))
-        if port_free "$port"; then
-            echo "$port"
-            return
-        fi
-    done
-    echo "no free port found" >&2
-    exit 1
-}
 HELLO_PORT=${HELLO_PORT:-$(pick_port)}
 PRODUCTS_PORT=${PRODUCTS_PORT:-$(pick_port)}
-for port in "$HELLO_PORT" "$PRODUCTS_PORT"; do
-    if ! port_free "$port"; then
-        echo "port $port is in use; set HELLO_PORT / PRODUCTS_PORT" >&2
-        exit 1
-    fi
-done
+require_free "$HELLO_PORT" "$PRODUCTS_PORT"
 if [ "$HELLO_PORT" = "$PRODUCTS_PORT" ]; then
     PRODUCTS_PORT=$(pick_port)
 fi
-
-wait_for() {
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "$1"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "$1 did not come up" >&2
-    exit 1
-}
 
 # The service's environment: a throwaway data directory, explicit secrets.
 export PRODUCTS_DATA_DIR="$work/data"
@@ -110,17 +62,6 @@ declare -A urls=(
 order=(hello product list)
 labels=([0]="hello-world" [1]="GET /product/{id}" [2]="GET /products/?limit=20")
 
-# wrk prints latencies as 812.00us, 1.25ms or 1.02s; convert to ms.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n = n / 1000
-        else if (v ~ /ms$/) n = n
-        else if (v ~ /s$/) n = n * 1000
-        printf "%.3f", n
-    }'
-}
-
 run_wrk() {
     local name=$1 round=$2 out
     out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${urls[$name]}")
@@ -134,10 +75,6 @@ run_wrk() {
     fi
     echo "$rps $(to_ms "$p50") $(to_ms "$p99")" >>"$work/$name.txt"
     printf '  round %d %-8s %10s req/s  p50 %8s ms  p99 %8s ms\n' "$round" "$name" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" >&2
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) CPUs, products log level $PRODUCTS_RUST_LOG" >&2

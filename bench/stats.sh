@@ -27,48 +27,13 @@ STATS_PORT=${STATS_PORT:-19005}
 STATS_RUST_LOG=${STATS_RUST_LOG:-info}
 
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "installing wrk..." >&2
-    apt-get update && apt-get install -y wrk
-fi
-
+ensure_wrk
 cargo build --release -p stats -p bench
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    # Only what this script started, by pid.
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-for port in "$HELLO_PORT" "$STATS_PORT"; do
-    if ! port_free "$port"; then
-        echo "port $port is in use; set HELLO_PORT / STATS_PORT" >&2
-        exit 1
-    fi
-done
-
-wait_for() {
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "$1"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "$1 did not come up" >&2
-    exit 1
-}
+require_free "$HELLO_PORT" "$STATS_PORT"
 
 # The service's environment: a throwaway data directory, explicit secrets.
 export STATS_DATA_DIR="$work/data"
@@ -100,17 +65,6 @@ declare -A args=(
 )
 order=(hello log)
 labels=([0]="hello-world" [1]="POST /log")
-
-# wrk prints latencies as 812.00us, 1.25ms or 1.02s; convert to ms.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) n = n / 1000
-        else if (v ~ /ms$/) n = n
-        else if (v ~ /s$/) n = n * 1000
-        printf "%.3f", n
-    }'
-}
 
 # Requests answered 2xx by stats, summed over every run (warm-up too).
 accepted=0
@@ -154,10 +108,6 @@ run_wrk() {
     fi
     echo "$rps $(to_ms "$p50") $(to_ms "$p99") $ok_rps" >>"$work/$name.txt"
     printf '  round %d %-6s %10s req/s %10s 2xx/s  p50 %8s ms  p99 %8s ms\n' "$round" "$name" "$rps" "$ok_rps" "$(to_ms "$p50")" "$(to_ms "$p99")" >&2
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) CPUs, stats log level $STATS_RUST_LOG, database ${DATABASE_URL:-SQLite}" >&2

@@ -229,6 +229,7 @@ impl Proxy {
                     return (Label::Own, None, json(status, &body));
                 }
                 "/metrics" => return (Label::Own, None, metrics_response()),
+                "/openapi.json" => return (Label::Own, None, openapi_response()),
                 _ => {}
             }
         }
@@ -554,6 +555,19 @@ pub fn path_is_clean(path: &str) -> bool {
 
 fn json(status: StatusCode, value: &serde_json::Value) -> Response<DownBody> {
     common::json::json_response(status, value).map(DownBody::from)
+}
+
+/// The public API's OpenAPI 3.1 document, kept at the repository root and
+/// built in, so the frontend and tools can fetch it from the shop itself.
+const OPENAPI: &str = include_str!("../../openapi.json");
+
+fn openapi_response() -> Response<DownBody> {
+    let mut resp = Response::new(DownBody::from(Full::from(OPENAPI)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    resp
 }
 
 fn metrics_response() -> Response<DownBody> {

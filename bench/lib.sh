@@ -1,0 +1,84 @@
+# Shared helpers for the benchmark scripts in bench/ (sourced, not run):
+# installing wrk, starting processes that are stopped on exit, free ports,
+# waiting for readiness, and reading wrk's output.
+# shellcheck shell=bash
+
+# Installs wrk from Debian's packages when it is missing.
+ensure_wrk() {
+    if ! command -v wrk >/dev/null 2>&1; then
+        echo "installing wrk..." >&2
+        apt-get update && apt-get install -y wrk
+    fi
+}
+
+# A scratch directory, and a trap that stops every pid in `pids` (only what
+# the script started) and removes the directory.
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# A random free port in 20000–39999.
+pick_port() {
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 20000))
+        if port_free "$port"; then
+            echo "$port"
+            return
+        fi
+    done
+    echo "no free port found" >&2
+    exit 1
+}
+
+# Fails unless every port given is free.
+require_free() {
+    for port in "$@"; do
+        if ! port_free "$port"; then
+            echo "port $port is in use; pick other ports (see the script's knobs)" >&2
+            exit 1
+        fi
+    done
+}
+
+# Waits up to 10 s for a URL to answer 2xx.
+wait_for() {
+    for _ in $(seq 1 100); do
+        if curl -fsS -o /dev/null "$1"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$1 did not come up" >&2
+    exit 1
+}
+
+# wrk prints latencies as 812.00us, 1.25ms or 1.02s; convert to ms.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000
+        else if (v ~ /ms$/) n = n
+        else if (v ~ /s$/) n = n * 1000
+        printf "%.3f", n
+    }'
+}
+
+# The median of the numbers on standard input, one per line.
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
