@@ -7,15 +7,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
@@ -97,7 +98,17 @@ impl<S: Send + Sync + 'static> App<S> {
         let rid = request_id::from_headers(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (route, mut resp) = self.dispatch(req, peer, &rid).await;
+        let has_body = !req.body().is_end_stream();
+        let body_read = Arc::new(AtomicBool::new(false));
+        let (route, mut resp) = self.dispatch(req, peer, &rid, body_read.clone()).await;
+        if has_body && !body_read.load(Ordering::Acquire) {
+            // Answered without reading the body (an auth failure, 404, 415…):
+            // the unread bytes make the connection unusable, and saying so
+            // lets a keep-alive client or proxy open a new one instead of
+            // sending its next request into a connection about to close.
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Ok(v) = HeaderValue::from_str(&rid) {
             resp.headers_mut().insert(request_id::HEADER, v);
         }
@@ -124,6 +135,7 @@ impl<S: Send + Sync + 'static> App<S> {
         req: Request<Incoming>,
         peer: SocketAddr,
         rid: &str,
+        body_read: Arc<AtomicBool>,
     ) -> (&'static str, Response<Full<Bytes>>) {
         let method = req.method().clone();
         let path = req.uri().path();
@@ -147,7 +159,15 @@ impl<S: Send + Sync + 'static> App<S> {
                 params,
             } => {
                 let (parts, body) = req.into_parts();
-                let ctx = Req::new(parts, body, params, rid.to_string(), peer, self.body_limit);
+                let ctx = Req::new(
+                    parts,
+                    body,
+                    params,
+                    rid.to_string(),
+                    peer,
+                    self.body_limit,
+                    body_read,
+                );
                 let fut =
                     request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
                 let resp = match AssertUnwindSafe(fut).catch_unwind().await {

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use http::request::Parts;
 use http::HeaderMap;
@@ -19,6 +21,9 @@ pub struct Req {
     pub request_id: String,
     pub peer: SocketAddr,
     pub body_limit: usize,
+    /// Set once the body has been read to its end; the App closes the
+    /// connection after answering a request whose body was left unread.
+    body_read: Arc<AtomicBool>,
 }
 
 impl Req {
@@ -29,6 +34,7 @@ impl Req {
         request_id: String,
         peer: SocketAddr,
         body_limit: usize,
+        body_read: Arc<AtomicBool>,
     ) -> Self {
         Req {
             parts,
@@ -37,6 +43,7 @@ impl Req {
             request_id,
             peer,
             body_limit,
+            body_read,
         }
     }
 
@@ -61,11 +68,9 @@ impl Req {
 
     /// The JSON body, read once, with the service's size limit.
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
-        let body = self
-            .body
-            .take()
-            .ok_or_else(|| ApiError::internal(std::io::Error::other("request body read twice")))?;
-        json::read_json(&self.parts.headers, body, self.body_limit).await
+        json::require_json_content_type(&self.parts.headers)?;
+        let bytes = self.bytes().await?;
+        json::parse_json(&bytes)
     }
 
     /// The raw body bytes, read once, with the service's size limit.
@@ -74,7 +79,9 @@ impl Req {
             .body
             .take()
             .ok_or_else(|| ApiError::internal(std::io::Error::other("request body read twice")))?;
-        json::read_body(&self.parts.headers, body, self.body_limit).await
+        let bytes = json::read_body(&self.parts.headers, body, self.body_limit).await?;
+        self.body_read.store(true, Ordering::Release);
+        Ok(bytes)
     }
 
     /// Query parameters; a repeated name keeps its last value.

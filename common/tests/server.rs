@@ -37,11 +37,22 @@ async fn boom(_: Arc<State>, req: Req) -> HandlerResult {
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
 }
 
+async fn refuse(_: Arc<State>, _: Req) -> HandlerResult {
+    Err(common::ApiError::unauthorized("no token"))
+}
+
+async fn echo(_: Arc<State>, mut req: Req) -> HandlerResult {
+    let value: serde_json::Value = req.json().await?;
+    Ok(json_response(StatusCode::OK, &value))
+}
+
 async fn start(options: ServerOptions) -> Running {
     let router = Router::new()
         .get("/hello", hello)
         .get("/slow", slow)
-        .get("/boom/{id}", boom);
+        .get("/boom/{id}", boom)
+        .post("/refuse", refuse)
+        .post("/echo", echo);
     let app = App::new("test", Arc::new(State), router);
     spawn(move |listener, shutdown| app.serve(listener, options, shutdown)).await
 }
@@ -155,4 +166,37 @@ async fn a_panicking_handler_is_a_500_problem_and_the_server_lives_on() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn an_answer_that_leaves_the_body_unread_closes_the_connection_openly() {
+    let server = start(ServerOptions::default()).await;
+    let client = reqwest::Client::new();
+    let body = vec![b'x'; 256 * 1024];
+    let refused = client
+        .post(server.url("/refuse"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["connection"], "close");
+    let unknown = client
+        .post(server.url("/nowhere"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(unknown.headers()["connection"], "close");
+    // A body that was read keeps the connection alive.
+    let echoed = client
+        .post(server.url("/echo"))
+        .header("content-type", "application/json")
+        .body("{\"a\":1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), 200);
+    assert!(echoed.headers().get("connection").is_none());
 }
