@@ -30,9 +30,18 @@ pub struct BodyShared {
     returned: Mutex<Option<Incoming>>,
     /// Set when the body grew past the limit while streaming.
     pub too_large: AtomicBool,
+    /// Set once the client's body has been read to its end. Until then the
+    /// client connection holds unread bytes and cannot carry another
+    /// request, so an answer sent before this must announce the close.
+    finished: AtomicBool,
 }
 
 impl BodyShared {
+    /// Whether the client's body was read to its end.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
     /// Takes back a body that was never polled, if any.
     pub fn take_returned(&self) -> Option<Incoming> {
         match self.returned.lock() {
@@ -102,10 +111,19 @@ impl Body for UpBody {
                         return Poll::Ready(Some(Err(Box::new(TooLarge(this.limit)))));
                     }
                 }
+                // hyper's client stops polling once `is_end_stream` says a
+                // sized body is complete, so the last frame may be the
+                // last poll: note the end here, not only on `None`.
+                if this.inner.as_ref().is_some_and(|b| b.is_end_stream()) {
+                    this.shared.finished.store(true, Ordering::Release);
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.shared.finished.store(true, Ordering::Release);
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use common::ApiError;
 use http::header::{
-    HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE,
-    ORIGIN, RETRY_AFTER,
+    HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
+    CONTENT_TYPE, ORIGIN, RETRY_AFTER,
 };
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::Full;
@@ -157,10 +157,26 @@ impl Proxy {
             .cloned();
         let log_access = log::log_enabled!(target: "access", log::Level::Info);
         let logged = log_access.then(|| (req.method().clone(), req.uri().path().to_string()));
+        // Noted before the body is lent out: whether the client connection
+        // can carry another request depends on the body being read to its
+        // end before the answer goes back.
+        let body_shared = (!req.body().is_end_stream()).then(|| Arc::new(BodyShared::default()));
+        let http1 = req.version() < Version::HTTP_2;
 
-        let (label, upstream, mut resp) = self.dispatch(req, peer, &rid, origin.as_ref()).await;
+        let (label, upstream, mut resp) = self
+            .dispatch(req, peer, &rid, origin.as_ref(), body_shared.as_ref())
+            .await;
 
         let h = resp.headers_mut();
+        // An answer before the whole body arrived — an upstream's early 401,
+        // or our own 404/405/413/400 that never reads it — leaves unread
+        // bytes on the connection, so hyper will close it after this
+        // response. Saying so keeps a keep-alive client from sending its
+        // next request into a closing socket (RFC 9112 §9.6). HTTP/2 has no
+        // such header and needs none: a stream is reset, not the connection.
+        if http1 && body_shared.is_some_and(|s| !s.is_finished()) {
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         h.insert(headers::X_REQUEST_ID, rid.clone());
         if let Some(origin) = origin {
             if !h.contains_key(http::header::ACCESS_CONTROL_ALLOW_ORIGIN) {
@@ -197,6 +213,7 @@ impl Proxy {
         peer: SocketAddr,
         rid: &HeaderValue,
         origin: Option<&HeaderValue>,
+        body_shared: Option<&Arc<BodyShared>>,
     ) -> (Label, Option<SocketAddr>, Response<DownBody>) {
         let rid_str = rid.to_str().unwrap_or("-");
         let problem = |e: ApiError| e.into_response(rid_str).map(DownBody::from);
@@ -232,6 +249,16 @@ impl Proxy {
                 "/openapi.json" => return (Label::Own, None, openapi_response()),
                 _ => {}
             }
+        }
+        // The balancer's own paths exist for GET and HEAD only; any other
+        // method on them is 405 with `Allow`, not the 404 of an unknown path,
+        // and never reaches a route (a catch-all prefix would forward it).
+        if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") {
+            return (
+                Label::Own,
+                None,
+                problem(ApiError::method_not_allowed(&[Method::GET, Method::HEAD])),
+            );
         }
         if method == Method::CONNECT || method == Method::TRACE {
             return (
@@ -296,7 +323,7 @@ impl Proxy {
         if declared.is_some_and(|n| n > limit) {
             return (Label::Rule(index), None, problem(too_large(limit)));
         }
-        let (upstream, resp) = self.forward(rule, pool, req, peer, rid, limit).await;
+        let (upstream, resp) = self.forward(rule, pool, req, peer, rid, body_shared).await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => problem(e),
@@ -312,8 +339,9 @@ impl Proxy {
         req: Request<Incoming>,
         peer: SocketAddr,
         rid: &HeaderValue,
-        limit: u64,
+        body_shared: Option<&Arc<BodyShared>>,
     ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
+        let limit = rule.max_body.unwrap_or(self.shared.config.max_body);
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         let (mut parts, body) = req.into_parts();
@@ -329,13 +357,9 @@ impl Proxy {
         let mut head = parts.headers;
 
         // A request without a body can be rebuilt for a second attempt; one
-        // with a body only while nobody has read from it.
-        let mut body = if body.is_end_stream() {
-            None
-        } else {
-            Some(body)
-        };
-        let body_shared = body.as_ref().map(|_| Arc::new(BodyShared::default()));
+        // with a body only while nobody has read from it. `handle` made the
+        // shared state exactly when there is a body.
+        let mut body = body_shared.map(|_| body);
 
         let mut previous: Option<(Arc<Replica>, Failure)> = None;
         for attempt in 0..MAX_ATTEMPTS {
@@ -360,7 +384,7 @@ impl Proxy {
                 crate::metrics::retry(&pool.name, reason);
             }
             let up_body = match (body.take(), &body_shared) {
-                (Some(b), Some(shared)) => UpBody::stream(b, limit, shared.clone()),
+                (Some(b), Some(shared)) => UpBody::stream(b, limit, Arc::clone(shared)),
                 _ => UpBody::Empty,
             };
             // An attempt that may be followed by another sends a copy of

@@ -7,21 +7,21 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::FutureExt;
 use http::header::{HeaderValue, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Incoming};
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
 use crate::json::json_response;
-use crate::request::Req;
+use crate::request::{BodySlot, Req};
 use crate::request_id;
 use crate::router::{Match, Router};
 use crate::server::{serve, ServerOptions};
@@ -98,16 +98,22 @@ impl<S: Send + Sync + 'static> App<S> {
         let rid = request_id::from_headers(req.headers());
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let has_body = !req.body().is_end_stream();
-        let body_read = Arc::new(AtomicBool::new(false));
-        let (route, mut resp) = self.dispatch(req, peer, &rid, body_read.clone()).await;
-        if has_body && !body_read.load(Ordering::Acquire) {
-            // Answered without reading the body (an auth failure, 404, 415…):
-            // the unread bytes make the connection unusable, and saying so
-            // lets a keep-alive client or proxy open a new one instead of
-            // sending its next request into a connection about to close.
-            resp.headers_mut()
-                .insert(CONNECTION, HeaderValue::from_static("close"));
+        let (parts, body) = req.into_parts();
+        let has_body = !body.is_end_stream();
+        let slot: BodySlot = Arc::new(Mutex::new(Some(body)));
+        let (route, mut resp) = self.dispatch(parts, slot.clone(), peer, &rid).await;
+        let unread = slot.lock().ok().and_then(|mut s| s.take());
+        if let Some(body) = unread.filter(|_| has_body) {
+            // Answered without reading the body (an auth failure, 404, 415…).
+            // A client or proxy still sending it would see the connection
+            // reset if we closed with bytes unread, and lose our answer; so
+            // a body within the limit is read and dropped first, as nginx's
+            // lingering close does. Past the limit or too slow, the
+            // connection is closed, and the client is told so.
+            if !drain(body, self.body_limit).await {
+                resp.headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+            }
         }
         if let Ok(v) = HeaderValue::from_str(&rid) {
             resp.headers_mut().insert(request_id::HEADER, v);
@@ -132,13 +138,14 @@ impl<S: Send + Sync + 'static> App<S> {
 
     async fn dispatch(
         &self,
-        req: Request<Incoming>,
+        parts: Parts,
+        body: BodySlot,
         peer: SocketAddr,
         rid: &str,
-        body_read: Arc<AtomicBool>,
     ) -> (&'static str, Response<Full<Bytes>>) {
-        let method = req.method().clone();
-        let path = req.uri().path();
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_string();
+        let path = path.as_str();
         if method == Method::GET || method == Method::HEAD {
             match path {
                 "/healthz" => {
@@ -158,16 +165,7 @@ impl<S: Send + Sync + 'static> App<S> {
                 handler,
                 params,
             } => {
-                let (parts, body) = req.into_parts();
-                let ctx = Req::new(
-                    parts,
-                    body,
-                    params,
-                    rid.to_string(),
-                    peer,
-                    self.body_limit,
-                    body_read,
-                );
+                let ctx = Req::new(parts, body, params, rid.to_string(), peer, self.body_limit);
                 let fut =
                     request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
                 let resp = match AssertUnwindSafe(fut).catch_unwind().await {
@@ -219,6 +217,16 @@ impl<S: Send + Sync + 'static> App<S> {
             }
         }
     }
+}
+
+/// Reads and drops an unread request body of at most `limit` bytes, within
+/// a second; false if it was larger, slower or broken.
+async fn drain(body: Incoming, limit: usize) -> bool {
+    let read = Limited::new(body, limit).collect();
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), read).await,
+        Ok(Ok(_))
+    )
 }
 
 fn metrics_response() -> Response<Full<Bytes>> {

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use http::request::Parts;
 use http::HeaderMap;
@@ -16,34 +15,33 @@ use crate::json;
 
 pub struct Req {
     pub parts: Parts,
-    body: Option<Incoming>,
+    /// Shared with the App, which drains whatever the handler left unread.
+    body: BodySlot,
     pub params: HashMap<&'static str, String>,
     pub request_id: String,
     pub peer: SocketAddr,
     pub body_limit: usize,
-    /// Set once the body has been read to its end; the App closes the
-    /// connection after answering a request whose body was left unread.
-    body_read: Arc<AtomicBool>,
 }
+
+/// The request body until someone takes it.
+pub type BodySlot = Arc<Mutex<Option<Incoming>>>;
 
 impl Req {
     pub fn new(
         parts: Parts,
-        body: Incoming,
+        body: BodySlot,
         params: HashMap<&'static str, String>,
         request_id: String,
         peer: SocketAddr,
         body_limit: usize,
-        body_read: Arc<AtomicBool>,
     ) -> Self {
         Req {
             parts,
-            body: Some(body),
+            body,
             params,
             request_id,
             peer,
             body_limit,
-            body_read,
         }
     }
 
@@ -75,13 +73,11 @@ impl Req {
 
     /// The raw body bytes, read once, with the service's size limit.
     pub async fn bytes(&mut self) -> Result<bytes::Bytes, ApiError> {
-        let body = self
-            .body
-            .take()
+        // The lock is held only to take the body, never across the read.
+        let body = self.body.lock().ok().and_then(|mut slot| slot.take());
+        let body = body
             .ok_or_else(|| ApiError::internal(std::io::Error::other("request body read twice")))?;
-        let bytes = json::read_body(&self.parts.headers, body, self.body_limit).await?;
-        self.body_read.store(true, Ordering::Release);
-        Ok(bytes)
+        json::read_body(&self.parts.headers, body, self.body_limit).await
     }
 
     /// Query parameters; a repeated name keeps its last value.

@@ -2,7 +2,8 @@
 //!
 //! [`Upstream`] is a small hyper server (common's accept loop) that echoes
 //! what it received as JSON, streams or swallows large bodies with a gate
-//! the test controls, hangs, or reports unhealthy on demand. [`Resetter`]
+//! the test controls, hangs, answers 401 before reading the body (`/early`),
+//! or reports unhealthy on demand. [`Resetter`]
 //! is a raw TCP server that reads a request and closes the connection
 //! without answering, as a crashing replica would.
 
@@ -123,6 +124,9 @@ async fn handle(s: Arc<UpstreamState>, req: Request<Incoming>) -> Response<BoxBo
     if path.starts_with("/slow") || path.starts_with("/hang") {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
+    if path.starts_with("/early") {
+        return early_refusal(req);
+    }
     if path == "/download" {
         let bytes: usize = req
             .uri()
@@ -172,6 +176,26 @@ async fn handle(s: Arc<UpstreamState>, req: Request<Incoming>) -> Response<BoxBo
         .insert("x-up-secret", "1".parse().unwrap());
     resp.headers_mut()
         .insert("x-upstream", s.name.parse().unwrap());
+    resp
+}
+
+/// A 401 on the headers alone, as an auth check gives: the request body is
+/// dropped unread, so hyper closes this connection once the answer is out.
+/// The answer's body comes a moment after its head, so the balancer has
+/// relayed the head while the upstream connection (and with it the client's
+/// unread body) still stands — the order in which the balancer used to
+/// drop the client connection without announcing it.
+fn early_refusal(req: Request<Incoming>) -> Response<BoxBody> {
+    drop(req);
+    let body = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let problem = json!({"status": 401, "code": "unauthorized"});
+        Ok::<_, Infallible>(Frame::data(Bytes::from(problem.to_string())))
+    });
+    let mut resp = Response::new(BodyExt::boxed(StreamBody::new(body)));
+    *resp.status_mut() = StatusCode::UNAUTHORIZED;
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
     resp
 }
 
@@ -380,4 +404,40 @@ pub async fn raw(addr: SocketAddr, request: &str) -> String {
 pub fn raw_json(response: &str) -> Value {
     let body = response.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
+/// Reads one response head from a keep-alive connection, then skips its
+/// `Content-Length` body, so the next call starts at the next response.
+/// Returns the head lower-cased (header checks need no case games), or a
+/// note saying how the read ended early.
+pub async fn read_head(sock: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(10), sock.read(&mut byte)).await;
+        match read {
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => buf.push(byte[0]),
+            Ok(Err(e)) => return format!("read error: {e}"),
+            Err(_) => return "no answer within 10s".into(),
+        }
+    }
+    if buf.is_empty() {
+        return "connection closed without an answer".into();
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let _ = tokio::time::timeout(Duration::from_secs(10), sock.read_exact(&mut body)).await;
+    head
+}
+
+/// Whether a (lower-cased) response head announces `Connection: close`.
+pub fn announces_close(head: &str) -> bool {
+    head.lines()
+        .any(|l| l.starts_with("connection:") && l.contains("close"))
 }
