@@ -160,7 +160,11 @@ async fn every_field_is_validated() {
         assert_eq!(fields(&p), vec![field.to_string()], "{body}");
     }
     // Everything wrong at once is reported at once.
-    let p = problem(app.send(&ok("x", "a\rb", "\u{0}")).await).await;
+    let p = problem(
+        app.send(&ok("x", "a\rb", &"b".repeat(100 * 1024 + 1)))
+            .await,
+    )
+    .await;
     assert_eq!(fields(&p), ["to", "subject", "body"]);
 
     // The limits themselves are allowed.
