@@ -174,39 +174,13 @@ impl Cart {
     }
 }
 
-/// How the `cart` binary drives the service (see `common::cli`).
-impl common::cli::Service for Cart {
-    type Config = CartConfig;
-    type StartError = DbError;
-
-    fn configure(raw: &common::config::Config) -> Result<CartConfig, common::config::ConfigError> {
-        CartConfig::from_config(raw)
-    }
-
-    fn listen(config: &CartConfig) -> std::net::SocketAddr {
-        config.base.listen
-    }
-
-    async fn start(config: CartConfig) -> Result<Self, DbError> {
-        Cart::start(config).await
-    }
-
-    async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        Cart::serve(self, listener, shutdown).await
-    }
-
-    fn base(&self) -> &common::service::BaseConfig {
-        &self.state.config.base
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "products at {}, payments at {}",
-            self.state.config.products_url, self.state.config.payments_url
-        )
-    }
-}
+// How the `cart` binary drives the service (see `common::cli`).
+common::service_binary!(
+    Cart,
+    CartConfig,
+    DbError,
+    describe = |s| format!(
+        "products at {}, payments at {}",
+        s.state.config.products_url, s.state.config.payments_url
+    )
+);

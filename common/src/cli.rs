@@ -171,3 +171,51 @@ pub async fn run<S: Service>(binary: Binary) -> ExitCode {
         Started::Exit(code) => code,
     }
 }
+
+/// Implements [`Service`] for a service library whose type has the shape
+/// every shop service has: `T::start(config) -> Result<T, E>`,
+/// `T::serve(self, listener, shutdown)`, `T::state.config.base`, and a
+/// config type with `from_config`. An optional `describe = |s| expr` adds
+/// words to the start-up line.
+#[macro_export]
+macro_rules! service_binary {
+    ($ty:ty, $config:ty, $err:ty $(, describe = |$s:ident| $describe:expr)? $(,)?) => {
+        impl $crate::cli::Service for $ty {
+            type Config = $config;
+            type StartError = $err;
+
+            fn configure(
+                raw: &$crate::config::Config,
+            ) -> Result<$config, $crate::config::ConfigError> {
+                <$config>::from_config(raw)
+            }
+
+            fn listen(config: &$config) -> std::net::SocketAddr {
+                config.base.listen
+            }
+
+            async fn start(config: $config) -> Result<Self, $err> {
+                <$ty>::start(config).await
+            }
+
+            async fn serve(
+                self,
+                listener: tokio::net::TcpListener,
+                shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+            ) {
+                <$ty>::serve(self, listener, shutdown).await
+            }
+
+            fn base(&self) -> &$crate::service::BaseConfig {
+                &self.state.config.base
+            }
+
+            $(
+                fn describe(&self) -> String {
+                    let $s = self;
+                    $describe
+                }
+            )?
+        }
+    };
+}

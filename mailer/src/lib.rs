@@ -110,43 +110,13 @@ impl Mailer {
     }
 }
 
-/// How the `mailer` binary drives the service (see `common::cli`).
-impl common::cli::Service for Mailer {
-    type Config = MailerConfig;
-    type StartError = StartError;
-
-    fn configure(
-        raw: &common::config::Config,
-    ) -> Result<MailerConfig, common::config::ConfigError> {
-        MailerConfig::from_config(raw)
+// How the `mailer` binary drives the service (see `common::cli`).
+common::service_binary!(
+    Mailer,
+    MailerConfig,
+    StartError,
+    describe = |s| match &s.state.config.transport {
+        config::TransportConfig::Smtp(url) => format!("mail over SMTP {url:?}"),
+        config::TransportConfig::Files(dir) => format!("mail as .eml files in {}", dir.display()),
     }
-
-    fn listen(config: &MailerConfig) -> std::net::SocketAddr {
-        config.base.listen
-    }
-
-    async fn start(config: MailerConfig) -> Result<Self, StartError> {
-        Mailer::start(config).await
-    }
-
-    async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        Mailer::serve(self, listener, shutdown).await
-    }
-
-    fn base(&self) -> &common::service::BaseConfig {
-        &self.state.config.base
-    }
-
-    fn describe(&self) -> String {
-        match &self.state.config.transport {
-            config::TransportConfig::Smtp(url) => format!("mail over SMTP {url:?}"),
-            config::TransportConfig::Files(dir) => {
-                format!("mail as .eml files in {}", dir.display())
-            }
-        }
-    }
-}
+);

@@ -112,48 +112,20 @@ impl Payments {
     }
 }
 
-/// How the `payments-mock` binary drives the service (see `common::cli`).
-impl common::cli::Service for Payments {
-    type Config = PaymentsConfig;
-    type StartError = DbError;
-
-    fn configure(
-        raw: &common::config::Config,
-    ) -> Result<PaymentsConfig, common::config::ConfigError> {
-        PaymentsConfig::from_config(raw)
-    }
-
-    fn listen(config: &PaymentsConfig) -> std::net::SocketAddr {
-        config.base.listen
-    }
-
-    async fn start(config: PaymentsConfig) -> Result<Self, DbError> {
-        Payments::start(config).await
-    }
-
-    async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        Payments::serve(self, listener, shutdown).await
-    }
-
-    fn base(&self) -> &common::service::BaseConfig {
-        &self.state.config.base
-    }
-
-    fn describe(&self) -> String {
-        {
-            let config = &self.state.config;
-            let mut words = format!("webhooks to {}", config.webhook_url);
-            if !config.realism.is_off() {
-                words.push_str(&format!(
-                "; realism knobs on: {}-{} ms added latency, {} of /invoices requests fail with 503",
-                config.realism.latency_ms.0, config.realism.latency_ms.1, config.realism.failure_rate
-            ));
-            }
-            words
+// How the `payments-mock` binary drives the service (see `common::cli`).
+common::service_binary!(
+    Payments,
+    PaymentsConfig,
+    DbError,
+    describe = |s| {
+        let config = &s.state.config;
+        let mut words = format!("webhooks to {}", config.webhook_url);
+        if !config.realism.is_off() {
+            words.push_str(&format!(
+            "; realism knobs on: {}-{} ms added latency, {} of /invoices requests fail with 503",
+            config.realism.latency_ms.0, config.realism.latency_ms.1, config.realism.failure_rate
+        ));
         }
+        words
     }
-}
+);

@@ -86,34 +86,5 @@ impl Products {
     }
 }
 
-/// How the `products` binary drives the service (see `common::cli`).
-impl common::cli::Service for Products {
-    type Config = ProductsConfig;
-    type StartError = DbError;
-
-    fn configure(
-        raw: &common::config::Config,
-    ) -> Result<ProductsConfig, common::config::ConfigError> {
-        ProductsConfig::from_config(raw)
-    }
-
-    fn listen(config: &ProductsConfig) -> std::net::SocketAddr {
-        config.base.listen
-    }
-
-    async fn start(config: ProductsConfig) -> Result<Self, DbError> {
-        Products::start(config).await
-    }
-
-    async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        Products::serve(self, listener, shutdown).await
-    }
-
-    fn base(&self) -> &common::service::BaseConfig {
-        &self.state.config.base
-    }
-}
+// How the `products` binary drives the service (see `common::cli`).
+common::service_binary!(Products, ProductsConfig, DbError);

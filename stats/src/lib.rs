@@ -119,32 +119,5 @@ impl State {
     }
 }
 
-/// How the `stats` binary drives the service (see `common::cli`).
-impl common::cli::Service for Stats {
-    type Config = StatsConfig;
-    type StartError = StartError;
-
-    fn configure(raw: &common::config::Config) -> Result<StatsConfig, common::config::ConfigError> {
-        StatsConfig::from_config(raw)
-    }
-
-    fn listen(config: &StatsConfig) -> std::net::SocketAddr {
-        config.base.listen
-    }
-
-    async fn start(config: StatsConfig) -> Result<Self, StartError> {
-        Stats::start(config).await
-    }
-
-    async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        Stats::serve(self, listener, shutdown).await
-    }
-
-    fn base(&self) -> &common::service::BaseConfig {
-        &self.state.config.base
-    }
-}
+// How the `stats` binary drives the service (see `common::cli`).
+common::service_binary!(Stats, StatsConfig, StartError);

@@ -196,32 +196,5 @@ pub async fn ensure_admin(
     }
 }
 
-/// How the `users` binary drives the service (see `common::cli`).
-impl common::cli::Service for Users {
-    type Config = UsersConfig;
-    type StartError = StartError;
-
-    fn configure(raw: &common::config::Config) -> Result<UsersConfig, common::config::ConfigError> {
-        UsersConfig::from_config(raw)
-    }
-
-    fn listen(config: &UsersConfig) -> std::net::SocketAddr {
-        config.base.listen
-    }
-
-    async fn start(config: UsersConfig) -> Result<Self, StartError> {
-        Users::start(config).await
-    }
-
-    async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) {
-        Users::serve(self, listener, shutdown).await
-    }
-
-    fn base(&self) -> &common::service::BaseConfig {
-        &self.state.config.base
-    }
-}
+// How the `users` binary drives the service (see `common::cli`).
+common::service_binary!(Users, UsersConfig, StartError);
