@@ -223,6 +223,11 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         // A pool that cannot hand out a connection is an outage, not a bug.
         match e {
+            // PostgreSQL cannot store U+0000 in text (SQLite can): a client's
+            // string, not our bug, so a 422 rather than a 500.
+            sqlx::Error::Database(ref d) if d.code().as_deref() == Some("22021") => {
+                ApiError::invalid_field("", "text must not contain the NUL character")
+            }
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 ApiError::unavailable("database_unavailable", "the database is not reachable")
                     .with_cause(e)

@@ -80,43 +80,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("the request body is not valid JSON: {e}"),
         )
     })?;
-    if let Some(path) = find_nul(&value, String::new()) {
-        // PostgreSQL text cannot hold U+0000 and no field has a use for it;
-        // refusing it here keeps it out of every service's database.
-        return Err(ApiError::invalid_field(
-            path,
-            "must not contain the NUL character",
-        ));
-    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         ApiError::validation(vec![shape_error(&path, &inner)])
     })
-}
-
-/// The path of the first string (or key) holding U+0000, if any.
-fn find_nul(value: &serde_json::Value, path: String) -> Option<String> {
-    match value {
-        serde_json::Value::String(s) if s.contains('\0') => Some(path),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| find_nul(v, format!("{path}[{i}]"))),
-        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
-            let field = if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            };
-            if k.contains('\0') {
-                Some(field)
-            } else {
-                find_nul(v, field)
-            }
-        }),
-        _ => None,
-    }
 }
 
 /// Turns serde's message into a field error; a missing field is reported on
@@ -206,16 +174,6 @@ mod tests {
     fn the_wrong_top_level_shape_is_422() {
         let e = parse_json::<Item>(b"[1,2]").unwrap_err();
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-    }
-
-    #[test]
-    fn nul_characters_are_refused_with_their_field() {
-        let e = parse_json::<Item>(br#"{"name":"a\u0000b","price_cents":1}"#).unwrap_err();
-        assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(e.errors[0].field, "name");
-        let e = parse_json::<Item>(br#"{"name":"x","price_cents":1,"tags":["ok","\u0000"]}"#)
-            .unwrap_err();
-        assert_eq!(e.errors[0].field, "tags[1]");
     }
 
     #[test]

@@ -104,7 +104,13 @@ pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
             "too many login attempts; try again later",
         ));
     }
-    let creds = state.store.credentials(body.email.trim()).await?;
+    // No account's email contains NUL (registration parses it), and
+    // PostgreSQL refuses it as a parameter: answer as for any unknown email.
+    let creds = if body.email.contains('\0') {
+        None
+    } else {
+        state.store.credentials(body.email.trim()).await?
+    };
     let ok = state
         .hasher
         .verify(
