@@ -64,3 +64,52 @@ where
         handle,
     }
 }
+
+/// Checks that an error answer is problem+json with a `status` matching the
+/// HTTP status and the fields API.md requires, and returns its body.
+pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "errors are problem+json"
+    );
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("a JSON problem body");
+    assert_eq!(body["status"], status);
+    for key in ["type", "title", "detail", "code"] {
+        assert!(body[key].is_string(), "problem lacks {key}: {body}");
+    }
+    body
+}
+
+/// The fields named in a `422` problem's `errors`.
+pub fn fields(problem: &serde_json::Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `probe` every 25 ms until it yields a value; fails the test with
+/// `what` after `deadline`. Background work is awaited this way, never with
+/// a fixed sleep.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: std::time::Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

@@ -2,12 +2,12 @@
 //! directory, send requests with the right (or wrong) credentials, read
 //! queued mail back, and poll with a deadline for background work.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::db::TestDb;
+pub use common::testing::{eventually, fields, problem};
 use common::testing::{spawn, Running};
 use mailer::config::{MailerConfig, SmtpUrl, TransportConfig};
 use mailer::store::MailRecord;
@@ -162,53 +162,6 @@ impl TestApp {
         })
         .await
     }
-}
-
-/// Polls `probe` every 25 ms until it yields a value; fails the test with
-/// `what` after `deadline`.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Checks the problem+json shape and returns the body.
-pub async fn problem(resp: reqwest::Response) -> Value {
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json"),
-        "errors are problem+json"
-    );
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    for key in ["type", "title", "detail", "code"] {
-        assert!(body[key].is_string(), "problem lacks {key}: {body}");
-    }
-    body
-}
-
-/// The fields named in a `422`.
-pub fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A loopback port nothing listens on (bound, then released).

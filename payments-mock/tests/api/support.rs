@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::db::TestDb;
 use common::server::{serve, ServerOptions};
+pub use common::testing::problem;
 use common::testing::{spawn, Running};
 use http_body_util::{BodyExt, Full};
 use payments_mock::config::PaymentsConfig;
@@ -53,24 +54,6 @@ async fn start(config: PaymentsConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempD
         _db: db,
         _dir: dir,
     }
-}
-
-/// Checks the problem+json shape and returns the body.
-pub async fn problem(resp: reqwest::Response) -> Value {
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json"),
-        "errors are problem+json"
-    );
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    for key in ["type", "title", "detail", "code"] {
-        assert!(body[key].is_string(), "problem lacks {key}: {body}");
-    }
-    body
 }
 
 /// The status, code and first invalid field of a problem answer.

@@ -2,11 +2,11 @@
 //! post events, query ranges with the right (or wrong) credentials, and
 //! poll with a deadline for the batched writer.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::db::TestDb;
+pub use common::testing::{eventually, fields, problem};
 use common::testing::{spawn, Running};
 use serde_json::Value;
 use stats::config::StatsConfig;
@@ -154,51 +154,4 @@ pub const WIDE_TO: &str = "2100-01-01T00:00:00Z";
 /// Percent-encodes a query value (`+` in an offset must not become a space).
 pub fn enc(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
-}
-
-/// Polls `probe` every 25 ms until it yields a value; fails the test with
-/// `what` after `deadline`.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Checks the problem+json shape and returns the body.
-pub async fn problem(resp: reqwest::Response) -> Value {
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json"),
-        "errors are problem+json"
-    );
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    for key in ["type", "title", "detail", "code"] {
-        assert!(body[key].is_string(), "problem lacks {key}: {body}");
-    }
-    body
-}
-
-/// The fields named in a `422`.
-pub fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["field"].as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
 }

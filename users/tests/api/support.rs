@@ -9,6 +9,7 @@ use bytes::Bytes;
 use common::auth::TokenKeys;
 use common::db::TestDb;
 use common::server::{serve, ServerOptions};
+pub use common::testing::problem;
 use common::testing::{spawn, Running};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
@@ -51,23 +52,6 @@ async fn start(config: UsersConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>
         _db: db,
         _dir: dir,
     }
-}
-
-pub async fn problem(resp: reqwest::Response) -> Value {
-    assert_eq!(
-        resp.headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/problem+json"),
-        "errors are problem+json"
-    );
-    let status = resp.status().as_u16();
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    for key in ["type", "title", "detail", "code"] {
-        assert!(body[key].is_string(), "problem lacks {key}: {body}");
-    }
-    body
 }
 
 impl TestApp {
