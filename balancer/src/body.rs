@@ -1,9 +1,9 @@
 //! The two streaming bodies of a proxied exchange.
 //!
 //! [`UpBody`] carries the client's request body to the upstream frame by
-//! frame, enforcing the route's size limit as it goes, and hands the
-//! untouched body back if the client never started sending it (a connect
-//! failure), so the request can go to another replica. [`DownBody`] carries
+//! frame, enforcing the route's size limit as it goes (a request that was
+//! never written comes back whole from [`crate::connections`], so it can
+//! go to another replica). [`DownBody`] carries
 //! the upstream's response to the client and gives up when the upstream
 //! stalls for longer than the route's timeout. Neither buffers: memory per
 //! exchange is a frame, whatever the body's size.
@@ -12,7 +12,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,8 +26,6 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// What the handler keeps of a request body while it is lent to the client.
 #[derive(Default)]
 pub struct BodyShared {
-    /// The body, returned here if it was dropped before the first poll.
-    returned: Mutex<Option<Incoming>>,
     /// Set when the body grew past the limit while streaming.
     pub too_large: AtomicBool,
     /// Set once the client's body has been read to its end. Until then the
@@ -40,14 +38,6 @@ impl BodyShared {
     /// Whether the client's body was read to its end.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
-    }
-
-    /// Takes back a body that was never polled, if any.
-    pub fn take_returned(&self) -> Option<Incoming> {
-        match self.returned.lock() {
-            Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
-        }
     }
 }
 
@@ -69,7 +59,6 @@ pub struct StreamUp {
     inner: Option<Incoming>,
     limit: u64,
     seen: u64,
-    polled: bool,
     shared: Arc<BodyShared>,
 }
 
@@ -79,7 +68,6 @@ impl UpBody {
             inner: Some(inner),
             limit,
             seen: 0,
-            polled: false,
             shared,
         })
     }
@@ -97,7 +85,6 @@ impl Body for UpBody {
             UpBody::Empty => return Poll::Ready(None),
             UpBody::Stream(s) => s,
         };
-        this.polled = true;
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -143,19 +130,6 @@ impl Body for UpBody {
                 .as_ref()
                 .map(|b| b.size_hint())
                 .unwrap_or_else(|| SizeHint::with_exact(0)),
-        }
-    }
-}
-
-impl Drop for StreamUp {
-    fn drop(&mut self) {
-        if !self.polled {
-            if let Some(body) = self.inner.take() {
-                match self.shared.returned.lock() {
-                    Ok(mut g) => *g = Some(body),
-                    Err(p) => *p.into_inner() = Some(body),
-                }
-            }
         }
     }
 }

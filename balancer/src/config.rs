@@ -80,7 +80,7 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "pool_max_idle_per_host",
         Some("1024"),
-        "Idle keep-alive connections kept per upstream replica (per worker)",
+        "Upstream connections kept open per replica and worker, busy and idle together; beyond it, extra ones close after their exchange",
     ),
     Setting::new(
         "pool_idle_timeout",

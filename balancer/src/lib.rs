@@ -7,6 +7,7 @@
 
 pub mod body;
 pub mod config;
+pub mod connections;
 pub mod headers;
 pub mod metrics;
 pub mod proxy;
@@ -96,6 +97,7 @@ pub async fn serve_worker(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    spawn_sweeper(Arc::downgrade(&proxy));
     serve(
         listener,
         options,
@@ -112,4 +114,25 @@ pub async fn serve_worker(
         shutdown,
     )
     .await
+}
+
+/// Closes the worker's idle upstream connections past their timeout, on
+/// the worker's own runtime, until the worker's proxy is gone.
+fn spawn_sweeper(proxy: std::sync::Weak<Proxy>) {
+    let Some(every) = proxy
+        .upgrade()
+        .map(|p| p.shared().config.pool_idle_timeout / 2)
+    else {
+        return;
+    };
+    let every = every.max(std::time::Duration::from_millis(100));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match proxy.upgrade() {
+                Some(p) => p.connections().sweep(),
+                None => return,
+            }
+        }
+    });
 }

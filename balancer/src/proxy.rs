@@ -15,17 +15,16 @@ use std::time::Instant;
 use common::ApiError;
 use http::header::{
     HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
-    CONTENT_TYPE, ORIGIN, RETRY_AFTER,
+    CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER,
 };
-use http::{Method, Request, Response, StatusCode, Version};
+use http::uri::PathAndQuery;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{BodyShared, DownBody, UpBody};
 use crate::config::BalancerConfig;
+use crate::connections::{ConnectOptions, Connections, SendError};
 use crate::headers;
 use crate::metrics::RouteMetrics;
 use crate::routes::{Rule, Target};
@@ -116,31 +115,34 @@ enum Label {
     Rule(usize),
 }
 
-/// One worker's proxy: the shared state plus this worker's connection
-/// pool. Each worker thread has its own pool, so checking a connection out
-/// and back in never contends across cores.
+/// One worker's proxy: the shared state plus this worker's upstream
+/// connections. Each worker thread has its own, so checking a connection
+/// out and back in never contends across cores.
 pub struct Proxy {
     shared: Arc<Shared>,
-    client: Client<HttpConnector, UpBody>,
+    connections: Connections,
 }
 
 impl Proxy {
     pub fn new(shared: Arc<Shared>) -> Proxy {
         let cfg = &shared.config;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(cfg.connect_timeout));
-        connector.set_keepalive(Some(std::time::Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(cfg.pool_idle_timeout)
-            .pool_max_idle_per_host(cfg.pool_max_idle_per_host)
-            .build(connector);
-        Proxy { shared, client }
+        let connections = Connections::new(ConnectOptions {
+            connect_timeout: cfg.connect_timeout,
+            max_per_replica: cfg.pool_max_idle_per_host,
+            idle_timeout: cfg.pool_idle_timeout,
+        });
+        Proxy {
+            shared,
+            connections,
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// Answers one request; never fails, never panics on input.
@@ -345,7 +347,8 @@ impl Proxy {
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = tokio::time::Instant::now() + timeout;
         let (mut parts, body) = req.into_parts();
-        headers::prepare_request(&mut parts.headers, peer.ip(), parts.uri.authority());
+        let has_host =
+            headers::prepare_request(&mut parts.headers, peer.ip(), parts.uri.authority());
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
         let method = parts.method;
         // Only these may be sent twice: repeating them changes nothing.
@@ -353,13 +356,29 @@ impl Proxy {
             method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         );
-        let path_and_query = parts.uri.path_and_query().cloned();
-        let mut head = parts.headers;
-
-        // A request without a body can be rebuilt for a second attempt; one
-        // with a body only while nobody has read from it. `handle` made the
-        // shared state exactly when there is a body.
-        let mut body = body_shared.map(|_| body);
+        // Upstreams get the origin form (`/path?query`); the client's
+        // `Host` stays, so services see the name the client used.
+        let target = Uri::from(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+        // A bodiless idempotent request may be sent again after a broken
+        // exchange, so its headers are kept for a rebuild. Any other
+        // request can only be re-sent when it comes back unsent.
+        let rebuild = (idempotent && body_shared.is_none()).then(|| parts.headers.clone());
+        let up_body = match body_shared {
+            Some(shared) => UpBody::stream(body, limit, Arc::clone(shared)),
+            None => UpBody::Empty,
+        };
+        let mut up = Request::new(up_body);
+        *up.method_mut() = method.clone();
+        *up.uri_mut() = target.clone();
+        *up.version_mut() = Version::HTTP_11;
+        *up.headers_mut() = parts.headers;
+        let mut pending = Some(up);
 
         let mut previous: Option<(Arc<Replica>, Failure)> = None;
         for attempt in 0..MAX_ATTEMPTS {
@@ -379,29 +398,31 @@ impl Proxy {
                     };
                 }
             };
+            let mut up = match pending.take() {
+                Some(up) => up,
+                None => {
+                    let Some(headers) = rebuild.clone() else {
+                        break;
+                    };
+                    let mut up = Request::new(UpBody::Empty);
+                    *up.method_mut() = method.clone();
+                    *up.uri_mut() = target.clone();
+                    *up.headers_mut() = headers;
+                    up
+                }
+            };
             if attempt > 0 {
                 let reason = previous.as_ref().map(|p| p.1.reason()).unwrap_or("other");
                 crate::metrics::retry(&pool.name, reason);
             }
-            let up_body = match (body.take(), &body_shared) {
-                (Some(b), Some(shared)) => UpBody::stream(b, limit, Arc::clone(shared)),
-                _ => UpBody::Empty,
-            };
-            // An attempt that may be followed by another sends a copy of
-            // the headers; the last one takes them.
-            let headers = if attempt + 1 < MAX_ATTEMPTS {
-                head.clone()
-            } else {
-                std::mem::take(&mut head)
-            };
-            let mut up = Request::new(up_body);
-            *up.method_mut() = method.clone();
-            *up.uri_mut() = replica.uri(path_and_query.clone());
-            *up.version_mut() = Version::HTTP_11;
-            *up.headers_mut() = headers;
+            if !has_host {
+                // HTTP/1.1 requires one; a client without it (HTTP/1.0)
+                // gets the replica's address, as a client library would.
+                up.headers_mut().insert(HOST, replica.host_header.clone());
+            }
 
-            let result = tokio::time::timeout_at(deadline, self.client.request(up)).await;
-            let err = match result {
+            let sent = self.connections.send(replica.addr, up);
+            let err = match tokio::time::timeout_at(deadline, sent).await {
                 Ok(Ok(resp)) => return (Some(replica.addr), Ok(self.relay(resp, timeout))),
                 Ok(Err(e)) => e,
                 Err(_) => {
@@ -419,53 +440,42 @@ impl Proxy {
                     );
                 }
             };
-            if body_shared
-                .as_ref()
-                .is_some_and(|s| s.too_large.load(Ordering::Relaxed))
-            {
-                return (Some(replica.addr), Err(too_large(limit)));
-            }
-            if err.is_connect() {
-                crate::metrics::upstream_error(&pool.name, "connect");
-                log::warn!(
-                    "pool {}: cannot connect to {}: {}",
-                    pool.name,
-                    replica.addr,
-                    common::error::chain(&err)
-                );
-                pool.eject(&replica);
-                // Nothing was sent, so any method may go elsewhere — if the
-                // body (when there is one) came back unread.
-                let had_body = body_shared.is_some();
-                if had_body {
-                    body = body_shared.as_ref().and_then(|s| s.take_returned());
-                }
-                if had_body && body.is_none() {
-                    return (
-                        Some(replica.addr),
-                        Err(Failure::Connect.to_error(&pool.name)),
+            match err {
+                SendError::NotSent { error, request } => {
+                    crate::metrics::upstream_error(&pool.name, "connect");
+                    log::warn!(
+                        "pool {}: cannot connect to {}: {}",
+                        pool.name,
+                        replica.addr,
+                        common::error::chain(error.as_ref())
                     );
+                    pool.eject(&replica);
+                    // Nothing was sent, so any method may go elsewhere.
+                    pending = Some(*request);
+                    previous = Some((replica, Failure::Connect));
                 }
-                previous = Some((replica, Failure::Connect));
-                continue;
+                SendError::Broken(err) => {
+                    if body_shared.is_some_and(|s| s.too_large.load(Ordering::Relaxed)) {
+                        return (Some(replica.addr), Err(too_large(limit)));
+                    }
+                    crate::metrics::upstream_error(&pool.name, "broken");
+                    log::warn!(
+                        "pool {}: exchange with {} failed: {}",
+                        pool.name,
+                        replica.addr,
+                        common::error::chain(&err)
+                    );
+                    // The request reached the upstream: only a bodiless
+                    // idempotent request may be sent again.
+                    if rebuild.is_none() {
+                        return (
+                            Some(replica.addr),
+                            Err(Failure::Broken.to_error(&pool.name)),
+                        );
+                    }
+                    previous = Some((replica, Failure::Broken));
+                }
             }
-            crate::metrics::upstream_error(&pool.name, "broken");
-            log::warn!(
-                "pool {}: exchange with {} failed: {}",
-                pool.name,
-                replica.addr,
-                common::error::chain(&err)
-            );
-            // The request reached the upstream: only a bodiless idempotent
-            // request may be sent again.
-            if idempotent && body_shared.is_none() {
-                previous = Some((replica, Failure::Broken));
-                continue;
-            }
-            return (
-                Some(replica.addr),
-                Err(Failure::Broken.to_error(&pool.name)),
-            );
         }
         match previous {
             Some((r, failure)) => (Some(r.addr), Err(failure.to_error(&pool.name))),

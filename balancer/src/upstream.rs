@@ -30,6 +30,8 @@ pub struct Replica {
     /// `ip:port`, the authority of URIs sent to it (pre-built: cloning is
     /// a reference-count bump, not a parse per request).
     pub authority: Authority,
+    /// The same, as a `Host` header for requests that came without one.
+    pub host_header: http::HeaderValue,
     /// The configured URL it came from, for logs and metrics.
     pub origin: String,
     healthy: AtomicBool,
@@ -41,9 +43,12 @@ impl Replica {
     fn new(addr: SocketAddr, origin: String) -> Replica {
         let authority = Authority::try_from(addr.to_string().as_str())
             .expect("a socket address is a valid authority");
+        let host_header = http::HeaderValue::from_str(authority.as_str())
+            .expect("a socket address is a valid header value");
         Replica {
             addr,
             authority,
+            host_header,
             origin,
             // Optimistic start: the shop works the moment the balancer is
             // up; a dead replica is ejected by its first connect error.

@@ -1,0 +1,170 @@
+//! The balancer's own upstream connections: kept and reused, replaced when
+//! the upstream closed them while idle (for any method, since nothing was
+//! sent on them), and closed after the idle timeout.
+//!
+//! The upstream here is raw TCP, so the test sees connections exactly: how
+//! many the balancer opened for real requests, and when it closed them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+
+/// What the raw upstream does after answering a request.
+#[derive(Clone, Copy, PartialEq)]
+enum AfterAnswer {
+    /// Waits for the next request on the same connection.
+    KeepAlive,
+    /// Closes the connection a moment later without having announced it
+    /// (as a service restarting or timing out idle connections does).
+    CloseQuietly,
+}
+
+#[derive(Default)]
+struct Seen {
+    /// Connections that carried at least one request (health checks use
+    /// connections of their own and are not counted).
+    connections: AtomicUsize,
+    requests: AtomicUsize,
+    /// Connections the balancer closed while they were idle.
+    closed_by_balancer: AtomicUsize,
+}
+
+/// A keep-alive HTTP/1.1 upstream on raw TCP answering `200 ok`.
+async fn raw_upstream(after: AfterAnswer) -> (String, Arc<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Seen::default());
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            tokio::spawn(serve_connection(sock, after, s.clone()));
+        }
+    });
+    (url, seen)
+}
+
+async fn serve_connection(mut sock: TcpStream, after: AfterAnswer, seen: Arc<Seen>) {
+    let mut counted = false;
+    let mut buf = Vec::new();
+    loop {
+        let Some((head, body_len)) = read_request(&mut sock, &mut buf).await else {
+            // The balancer closed it between requests.
+            if counted && buf.is_empty() {
+                seen.closed_by_balancer.fetch_add(1, Ordering::SeqCst);
+            }
+            return;
+        };
+        let health = head.starts_with("get /healthz ");
+        if !health {
+            if !counted {
+                counted = true;
+                seen.connections.fetch_add(1, Ordering::SeqCst);
+            }
+            seen.requests.fetch_add(1, Ordering::SeqCst);
+        }
+        let answer =
+            format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-body-len: {body_len}\r\n\r\nok");
+        if sock.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+        if after == AfterAnswer::CloseQuietly && !health {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+    }
+}
+
+/// Reads one request (head and `Content-Length` body) from `sock`,
+/// keeping bytes of the next one in `buf`. `None` at end of stream.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, usize)> {
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let body_len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + body_len {
+        let mut chunk = [0u8; 4096];
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf.drain(..head_end + body_len);
+    Some((head, body_len))
+}
+
+#[tokio::test]
+async fn upstream_connections_are_kept_and_reused() {
+    let (url, seen) = raw_upstream(AfterAnswer::KeepAlive).await;
+    let shop = spawn_balancer(&table("", &[url]), |_| {}).await;
+    for i in 0..20 {
+        let resp = if i % 2 == 0 {
+            shop.get(&format!("/item/{i}")).await
+        } else {
+            shop.post(&format!("/item/{i}"), "{\"n\":1}").await
+        };
+        assert_eq!(resp.status(), 200, "request {i}");
+        let expected = if i % 2 == 0 { "0" } else { "7" };
+        assert_eq!(resp.headers()["x-body-len"], expected, "request {i}");
+    }
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 20);
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        1,
+        "one after another, twenty requests share one upstream connection"
+    );
+}
+
+#[tokio::test]
+async fn a_kept_connection_the_upstream_closed_is_replaced_for_any_method() {
+    let (url, seen) = raw_upstream(AfterAnswer::CloseQuietly).await;
+    let shop = spawn_balancer(&table("", &[url]), |_| {}).await;
+    for i in 0..6 {
+        // Give the upstream time to close the connection the previous
+        // request used, so the balancer holds a dead one when this starts.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let resp = shop.post(&format!("/pay/{i}"), "{\"amount\":1}").await;
+        assert_eq!(resp.status(), 200, "POST {i} went over a fresh connection");
+        assert_eq!(resp.headers()["x-body-len"], "12");
+    }
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 6, "each sent once");
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
+    let (url, seen) = raw_upstream(AfterAnswer::KeepAlive).await;
+    let shop = spawn_balancer(&table("", &[url]), |c| {
+        c.pool_idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    assert_eq!(shop.get("/item/1").await.status(), 200);
+    // Still open well inside the timeout…
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(seen.closed_by_balancer.load(Ordering::SeqCst), 0);
+    // …and closed by the balancer once it has passed.
+    common::testing::eventually("the idle connection closed", Duration::from_secs(5), || {
+        let closed = seen.closed_by_balancer.load(Ordering::SeqCst) == 1;
+        async move { closed.then_some(()) }
+    })
+    .await;
+    // A request afterwards opens a new connection and works.
+    assert_eq!(shop.get("/item/2").await.status(), 200);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+}
