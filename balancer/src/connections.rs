@@ -131,14 +131,6 @@ impl Connections {
         kept.retain(|(_, list)| !list.is_empty());
     }
 
-    /// How many connections this worker keeps to `addr`.
-    pub fn kept(&self, addr: SocketAddr) -> usize {
-        lock(&self.kept)
-            .iter()
-            .find(|(a, _)| *a == addr)
-            .map_or(0, |(_, list)| list.len())
-    }
-
     /// The oldest kept connection that is ready for a request, dropping
     /// closed and expired ones on the way.
     fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<UpBody>> {
