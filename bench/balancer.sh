@@ -26,6 +26,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 ROUNDS=${ROUNDS:-5}
 RATES=${RATES:-"5000 10000"}
 DURATION=${DURATION:-5s}
@@ -38,8 +40,8 @@ BASELINE_ADDR=127.0.0.1:19082
 log() { echo "[bench] $*" >&2; }
 
 # --- tools -----------------------------------------------------------------
+ensure_wrk
 need_apt=()
-command -v wrk >/dev/null || need_apt+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
@@ -58,31 +60,14 @@ fi
 log "building release binaries"
 cargo build --release -q -p balancer -p bench
 
-# --- processes -------------------------------------------------------------
-TMP=$(mktemp -d /tmp/bench-balancer.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${PIDS[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
-
-wait_for() {
-  for _ in $(seq 1 100); do
-    if curl -sf -o /dev/null "http://$1$2"; then return 0; fi
-    sleep 0.1
-  done
-  log "nothing answers at $1$2"; exit 1
-}
+# --- processes (lib.sh stops every pid in `pids` and removes `$work`) ---
+TMP=$work
+require_free "${HELLO_ADDR##*:}" "${BALANCER_ADDR##*:}" "${NGINX_ADDR##*:}"
+[ -n "${BASELINE_BIN:-}" ] && require_free "${BASELINE_ADDR##*:}"
 
 "$ROOT/target/release/hello" "$HELLO_ADDR" 2>"$TMP/hello.log" &
-PIDS+=($!)
-wait_for "$HELLO_ADDR" /
+pids+=($!)
+wait_for "http://$HELLO_ADDR/"
 
 cat >"$TMP/routes.toml" <<EOF
 [[route]]
@@ -95,15 +80,15 @@ EOF
 RUST_LOG=warn BALANCER_WORKERS=${BALANCER_WORKERS:-2} \
   "${BALANCER_BIN:-$ROOT/target/release/balancer}" --routes "$TMP/routes.toml" --listen "$BALANCER_ADDR" \
   --health-path / 2>"$TMP/balancer.log" &
-PIDS+=($!)
-wait_for "$BALANCER_ADDR" /healthz
+pids+=($!)
+wait_for "http://$BALANCER_ADDR/healthz"
 
 if [ -n "${BASELINE_BIN:-}" ]; then
   RUST_LOG=warn BALANCER_WORKERS=${BALANCER_WORKERS:-2} \
     "$BASELINE_BIN" --routes "$TMP/routes.toml" --listen "$BASELINE_ADDR" \
     --health-path / 2>"$TMP/baseline.log" &
-  PIDS+=($!)
-  wait_for "$BASELINE_ADDR" /healthz
+  pids+=($!)
+  wait_for "http://$BASELINE_ADDR/healthz"
 fi
 
 mkdir -p "$TMP/nginx"
@@ -142,8 +127,8 @@ http {
 }
 EOF
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
-PIDS+=($!)
-wait_for "$NGINX_ADDR" /
+pids+=($!)
+wait_for "http://$NGINX_ADDR/"
 
 declare -A URL=(
   [direct]="http://$HELLO_ADDR/"
@@ -183,9 +168,8 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-median() {
-  grep "^$1 $2 " "$RESULTS" | awk '{print $3}' | sort -g |
-    awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+median_of() {
+  grep "^$1 $2 " "$RESULTS" | awk '{print $3}' | median
 }
 
 echo
@@ -197,10 +181,10 @@ else
 fi
 ratio() { echo "$1 $2" | awk '{print $1/$2}'; }
 for metric in rps $(for r in $RATES; do echo "p99@$r"; done); do
-  d=$(median direct "$metric"); b=$(median balancer "$metric"); n=$(median nginx "$metric")
+  d=$(median_of direct "$metric"); b=$(median_of balancer "$metric"); n=$(median_of nginx "$metric")
   if [ "$metric" = rps ]; then label="req/s"; else label="$metric (ms)"; fi
   if [ -n "${BASELINE_BIN:-}" ]; then
-    o=$(median baseline "$metric")
+    o=$(median_of baseline "$metric")
     printf "%-16s %12.2f %12.2f %12.2f %12.2f %15.2fx %15.2fx %13.2fx\n" "$label" "$d" "$b" "$n" "$o" \
       "$(ratio "$b" "$n")" "$(ratio "$o" "$n")" "$(ratio "$n" "$d")"
   else
