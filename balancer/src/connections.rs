@@ -131,13 +131,16 @@ impl Connections {
         kept.retain(|(_, list)| !list.is_empty());
     }
 
-    /// The oldest kept connection that is ready for a request, dropping
-    /// closed and expired ones on the way.
+    /// The most recently used kept connection that is ready for a
+    /// request, dropping closed and expired ones on the way.
     fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<UpBody>> {
         let mut kept = lock(&self.kept);
         let (_, list) = kept.iter_mut().find(|(a, _)| *a == addr)?;
-        let mut i = 0;
-        while i < list.len() {
+        // Newest first: the connections in use stay few and warm, and the
+        // surplus of a burst sits at the front until the sweep closes it.
+        let mut i = list.len();
+        while i > 0 {
+            i -= 1;
             if list[i].sender.is_closed() {
                 list.remove(i);
             } else if list[i].sender.is_ready() {
@@ -145,8 +148,6 @@ impl Connections {
                 if k.since.elapsed() <= self.options.idle_timeout {
                     return Some(k.sender);
                 }
-            } else {
-                i += 1;
             }
         }
         None
