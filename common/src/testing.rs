@@ -113,3 +113,103 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// One request a [`Recorder`] saw, and the status it answered with.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: http::Method,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+    pub status: u16,
+}
+
+impl Recorded {
+    /// A header's value as text; empty when absent or not text.
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The body as JSON; `Null` when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+type Answer = dyn Fn(&Recorded, &[Recorded]) -> u16 + Send + Sync;
+
+/// A loopback HTTP server standing in for a neighbour service (the
+/// mailer, stats, the cart's webhook): it records every request and
+/// answers `{}` with the status `answer` picks from the request and the
+/// ones before it — so a test can make the first deliveries fail.
+pub struct Recorder {
+    server: Running,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl Recorder {
+    pub async fn start<A>(answer: A) -> Recorder
+    where
+        A: Fn(&Recorded, &[Recorded]) -> u16 + Send + Sync + 'static,
+    {
+        use http_body_util::BodyExt;
+        let seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>> = Default::default();
+        let log = seen.clone();
+        let answer: std::sync::Arc<Answer> = std::sync::Arc::new(answer);
+        let server = spawn(move |listener, shutdown| {
+            crate::server::serve(
+                listener,
+                crate::server::ServerOptions::default(),
+                move |req: http::Request<hyper::body::Incoming>, _| {
+                    let (log, answer) = (log.clone(), answer.clone());
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let mut request = Recorded {
+                            method: parts.method,
+                            path: parts.uri.path().to_string(),
+                            headers: parts.headers,
+                            body,
+                            status: 0,
+                        };
+                        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                        request.status = answer(&request, &log);
+                        let status = http::StatusCode::from_u16(request.status)
+                            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                        log.push(request);
+                        let mut resp = http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(b"{}"),
+                        ));
+                        *resp.status_mut() = status;
+                        resp.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/json"),
+                        );
+                        resp
+                    }
+                },
+                shutdown,
+            )
+        })
+        .await;
+        Recorder { server, seen }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

@@ -8,16 +8,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cart::config::CartConfig;
 use cart::Cart;
 use common::auth::{Role, TokenKeys};
 use common::db::TestDb;
-use common::server::{serve, ServerOptions};
-use http_body_util::{BodyExt, Full};
+use common::testing::Recorder;
 use payments_mock::config::PaymentsConfig;
 use payments_mock::Payments;
 use products::config::ProductsConfig;
@@ -496,7 +493,6 @@ pub async fn problem(resp: reqwest::Response, status: u16, code: &str) -> Value 
 /// One request the receiver saw.
 #[derive(Debug, Clone)]
 pub struct Seen {
-    pub path: String,
     pub idempotency_key: String,
     pub authorization: String,
     pub body: Value,
@@ -504,64 +500,29 @@ pub struct Seen {
 
 /// A loopback HTTP server standing in for the mailer and stats: answers
 /// every request `202` and records it.
-pub struct Receiver {
-    server: Server,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
+pub struct Receiver(Recorder);
 
 impl Receiver {
     pub async fn start() -> Receiver {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let log = seen.clone();
-        let server = Server::start(bind_any().await, move |listener, shutdown| {
-            serve(
-                listener,
-                ServerOptions::default(),
-                move |req: http::Request<hyper::body::Incoming>, _| {
-                    let log = log.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let bytes = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let header = |n: &str| {
-                            parts
-                                .headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_string()
-                        };
-                        log.lock().unwrap().push(Seen {
-                            path: parts.uri.path().to_string(),
-                            idempotency_key: header("idempotency-key"),
-                            authorization: header("authorization"),
-                            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                        });
-                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{}")));
-                        *resp.status_mut() = http::StatusCode::ACCEPTED;
-                        resp
-                    }
-                },
-                shutdown,
-            )
-        });
-        Receiver { server, seen }
+        Receiver(Recorder::start(|_, _| 202).await)
     }
 
     pub fn url(&self) -> String {
-        self.server.url("")
+        self.0.url("")
     }
 
     /// Distinct messages (by outbox id) sent to `path`: a redelivery of one
     /// message is not a second message.
     fn distinct(&self, path: &str) -> Vec<Seen> {
         let mut out: Vec<Seen> = Vec::new();
-        for s in self.seen.lock().unwrap().iter() {
-            if s.path == path && !out.iter().any(|o| o.idempotency_key == s.idempotency_key) {
-                out.push(s.clone());
+        for r in self.0.requests() {
+            let key = r.header("idempotency-key");
+            if r.path == path && !out.iter().any(|o| o.idempotency_key == key) {
+                out.push(Seen {
+                    idempotency_key: key,
+                    authorization: r.header("authorization"),
+                    body: r.json(),
+                });
             }
         }
         out

@@ -13,7 +13,7 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::{
-    card, dead_url, failure, problem, spawn_app, spawn_with, this_year, wait_until, Receiver,
+    card, dead_url, eventually, failure, problem, spawn_app, spawn_with, this_year, Receiver,
     OTHER_SERVER_KEY, SERVER_KEY,
 };
 
@@ -827,7 +827,7 @@ async fn the_paid_webhook_is_retried_until_acknowledged_and_its_signature_verifi
     );
 
     // Delivered once: acknowledged, recorded, never sent again.
-    wait_until(WAIT, "the delivery to be recorded", || async {
+    eventually("the delivery to be recorded", WAIT, || async {
         (app.count("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 3")
             .await
             == 1)
@@ -847,7 +847,7 @@ async fn an_undelivered_webhook_is_delivered_after_a_restart() {
     let id = app.invoice(800).await["id"].as_str().unwrap().to_string();
     assert_eq!(app.pay(&id, &card("4242424242424242")).await.status(), 200);
     // At least one attempt failed while the receiver was unreachable.
-    wait_until(WAIT, "a failed attempt", || async {
+    eventually("a failed attempt", WAIT, || async {
         (app.count("SELECT COUNT(*) FROM outbox WHERE attempts > 0 AND delivered_at IS NULL")
             .await
             == 1)

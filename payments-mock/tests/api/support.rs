@@ -2,16 +2,14 @@
 //! helpers for its requests, a reader for raw database rows, and a loopback
 //! webhook receiver that can fail on purpose.
 
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::db::TestDb;
-use common::server::{serve, ServerOptions};
+pub use common::testing::eventually;
 pub use common::testing::problem;
-use common::testing::{spawn, Running};
-use http_body_util::{BodyExt, Full};
+use common::testing::{spawn, Recorder, Running};
 use payments_mock::config::PaymentsConfig;
 use payments_mock::Payments;
 use serde_json::{json, Value};
@@ -188,22 +186,6 @@ impl TestApp {
     }
 }
 
-/// Polls `check` until it yields a value, or panics at the deadline.
-pub async fn wait_until<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 /// One webhook request the receiver saw, and what it answered.
 #[derive(Debug, Clone)]
 pub struct Hook {
@@ -223,70 +205,39 @@ impl Hook {
 
 /// A loopback HTTP server standing in for the cart's webhook endpoint: it
 /// answers the first `fail_first` requests with 500, the rest with 200.
-pub struct Receiver {
-    server: Running,
-    seen: Arc<Mutex<Vec<Hook>>>,
-}
+pub struct Receiver(Recorder);
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> Receiver {
-        let seen: Arc<Mutex<Vec<Hook>>> = Arc::default();
-        let log = seen.clone();
-        let server = spawn(move |listener, shutdown| {
-            serve(
-                listener,
-                ServerOptions::default(),
-                move |req: http::Request<hyper::body::Incoming>, _| {
-                    let log = log.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let header = |n: &str| {
-                            parts
-                                .headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_string()
-                        };
-                        let mut log = log.lock().unwrap();
-                        let status = if log.len() < fail_first { 500 } else { 200 };
-                        log.push(Hook {
-                            status,
-                            path: parts.uri.path().to_string(),
-                            signature: header("shop-signature"),
-                            idempotency_key: header("idempotency-key"),
-                            content_type: header("content-type"),
-                            body,
-                        });
-                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{}")));
-                        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                        resp
-                    }
-                },
-                shutdown,
-            )
-        })
-        .await;
-        Receiver { server, seen }
+        Receiver(
+            Recorder::start(move |_, before| if before.len() < fail_first { 500 } else { 200 })
+                .await,
+        )
     }
 
     /// The webhook URL to configure.
     pub fn url(&self) -> String {
-        self.server.url("/internal/payments/webhook")
+        self.0.url("/internal/payments/webhook")
     }
 
     pub fn hooks(&self) -> Vec<Hook> {
-        self.seen.lock().unwrap().clone()
+        self.0
+            .requests()
+            .into_iter()
+            .map(|r| Hook {
+                status: r.status,
+                signature: r.header("shop-signature"),
+                idempotency_key: r.header("idempotency-key"),
+                content_type: r.header("content-type"),
+                path: r.path,
+                body: r.body,
+            })
+            .collect()
     }
 
     /// Waits until `n` deliveries were acknowledged (answered 200).
     pub async fn wait_acknowledged(&self, n: usize, deadline: Duration) -> Vec<Hook> {
-        wait_until(deadline, "webhook deliveries", || async {
+        eventually("webhook deliveries", deadline, || async {
             let hooks = self.hooks();
             (hooks.iter().filter(|h| h.status == 200).count() >= n).then_some(hooks)
         })

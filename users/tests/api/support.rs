@@ -2,16 +2,13 @@
 //! helpers for common requests, and a loopback receiver standing in for the
 //! mailer and stats (it can fail on purpose, to exercise outbox retries).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::auth::TokenKeys;
 use common::db::TestDb;
-use common::server::{serve, ServerOptions};
 pub use common::testing::problem;
-use common::testing::{spawn, Running};
-use http_body_util::{BodyExt, Full};
+use common::testing::{spawn, Recorder, Running};
 use serde_json::{json, Value};
 use users::config::UsersConfig;
 use users::{State, Users};
@@ -191,72 +188,42 @@ pub struct Seen {
 
 /// A loopback HTTP server that records requests; the first `fail_first`
 /// requests to `/send_email/` get a 500, everything else a 202.
-pub struct Receiver {
-    server: Running,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
+pub struct Receiver(Recorder);
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> Receiver {
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let log = seen.clone();
-        let server = spawn(move |listener, shutdown| {
-            serve(
-                listener,
-                ServerOptions::default(),
-                move |req: http::Request<hyper::body::Incoming>, _| {
-                    let log = log.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let bytes = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        let header = |n: &str| {
-                            parts
-                                .headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_string()
-                        };
-                        let mut log = log.lock().unwrap();
-                        let path = parts.uri.path().to_string();
-                        let failed_so_far = log
-                            .iter()
-                            .filter(|s| s.path == path && s.status == 500)
-                            .count();
-                        let status = if path == "/send_email/" && failed_so_far < fail_first {
-                            500
-                        } else {
-                            202
-                        };
-                        log.push(Seen {
-                            path,
-                            status,
-                            idempotency_key: header("idempotency-key"),
-                            authorization: header("authorization"),
-                            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                        });
-                        let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{}")));
-                        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                        resp
-                    }
-                },
-                shutdown,
-            )
-        })
-        .await;
-        Receiver { server, seen }
+        Receiver(
+            Recorder::start(move |req, before| {
+                let failed_so_far = before
+                    .iter()
+                    .filter(|s| s.path == req.path && s.status == 500)
+                    .count();
+                if req.path == "/send_email/" && failed_so_far < fail_first {
+                    500
+                } else {
+                    202
+                }
+            })
+            .await,
+        )
     }
 
     pub fn url(&self) -> String {
-        self.server.url("")
+        self.0.url("")
     }
 
     pub fn requests(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.0
+            .requests()
+            .into_iter()
+            .map(|r| Seen {
+                status: r.status,
+                idempotency_key: r.header("idempotency-key"),
+                authorization: r.header("authorization"),
+                body: r.json(),
+                path: r.path,
+            })
+            .collect()
     }
 
     /// Polls until `done` holds for the requests seen, or panics at the deadline.
