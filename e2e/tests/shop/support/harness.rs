@@ -572,10 +572,25 @@ impl Shop {
 
     /// SIGSTOPs `service` until the guard is dropped (SIGCONT), so a
     /// failing assertion never leaves a frozen process behind.
+    /// The stop is waited for: `kill` only queues SIGSTOP, and until one
+    /// of the service's threads is scheduled to act on it, the others go on
+    /// serving (on a loaded machine, a request sent right after `kill`
+    /// was answered). Blocks this test's runtime for those few
+    /// milliseconds.
     pub fn freeze(&self, service: &str) -> Frozen {
-        Frozen {
+        let frozen = Frozen {
             pid: self.signal(service, Signal::SIGSTOP),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(frozen.pid) {
+            assert!(
+                Instant::now() < deadline,
+                "{service} ({}) did not stop within 10 s of SIGSTOP",
+                frozen.pid
+            );
+            std::thread::sleep(Duration::from_millis(2));
         }
+        frozen
     }
 
     /// Stops the shop and starts it again on the same data directory,
@@ -710,9 +725,25 @@ impl Drop for Frozen {
 /// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`…), or `None`
 /// if there is no such process.
 pub fn process_state(pid: Pid) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    state_in(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// The state letter of a `/proc` `stat` file, process or thread.
+fn state_in(stat: &Path) -> Option<char> {
+    let stat = std::fs::read_to_string(stat).ok()?;
     // The command name is in parentheses and may contain spaces.
     stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Whether every thread of `pid` is stopped (`T` in its
+/// `/proc/<pid>/task/<tid>/stat`).
+fn all_threads_stopped(pid: Pid) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .all(|task| state_in(&task.path().join("stat")).is_some_and(|s| s == 'T' || s == 't'))
 }
 
 /// Whether `pid` is still one of this shop's processes (alive, not a
