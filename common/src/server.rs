@@ -14,16 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, ConfigError, Setting};
+use crate::served::{BusyBody, Served};
 
 /// Limits of the accept loop.
 #[derive(Debug, Clone)]
@@ -89,12 +90,12 @@ pub async fn serve<H, F, B>(
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(options.header_read_timeout);
+    // No timer for HTTP/1, so no header-read timeout from hyper: `Served`
+    // cuts off connections that go without a request for that long, at a
+    // far smaller cost per request.
+    builder.http1().header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let served = Served::new(options.header_read_timeout);
     let slots = Arc::new(Semaphore::new(options.max_connections));
     tokio::pin!(shutdown);
 
@@ -120,23 +121,37 @@ pub async fn serve<H, F, B>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let conn = served.open();
+        let activity = conn.clone();
+        // `map`, not an `async` block around the handler's future: the
+        // block would be one more state machine that every request's
+        // future and response are moved through.
         let service = service_fn(move |req| {
-            let handler = handler.clone();
-            async move { Ok::<_, Infallible>(handler(req, peer).await) }
+            let busy = activity.busy();
+            handler(req, peer)
+                .map(move |resp| Ok::<_, Infallible>(resp.map(|body| BusyBody::new(body, busy))))
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = served.watch(conn, connection.into_owned(), |c| c.graceful_shutdown());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                log::debug!("connection from {peer} ended with an error: {e}");
+            match connection.await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => log::debug!("connection from {peer} ended with an error: {e}"),
+                None => log::debug!(
+                    "connection from {peer} closed: no request within the header-read timeout"
+                ),
             }
             drop(permit);
         });
     }
 
     drop(listener);
+    served.drain();
+    // Every connection holds a slot until it ends: holding all of them
+    // means every connection has closed.
+    let all = u32::try_from(options.max_connections).unwrap_or(u32::MAX);
     tokio::select! {
-        _ = graceful.shutdown() => log::info!("all connections closed"),
+        _ = slots.acquire_many(all) => log::info!("all connections closed"),
         _ = tokio::time::sleep(options.shutdown_timeout) => {
             log::warn!("shutdown timeout of {:?} reached; closing remaining connections", options.shutdown_timeout);
         }

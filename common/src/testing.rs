@@ -180,7 +180,7 @@ impl Recorder {
                             body,
                             status: 0,
                         };
-                        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut log = crate::sync::lock(&log);
                         request.status = answer(&request, &log);
                         let status = http::StatusCode::from_u16(request.status)
                             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -210,6 +210,6 @@ impl Recorder {
 
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        crate::sync::lock(&self.seen).clone()
     }
 }

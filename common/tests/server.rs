@@ -106,6 +106,78 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn a_request_or_a_download_slower_than_the_header_timeout_is_not_cut_off() {
+    let options = ServerOptions {
+        header_read_timeout: Duration::from_millis(200),
+        ..ServerOptions::default()
+    };
+    // A handler that takes 800 ms to answer.
+    let server = start(options.clone()).await;
+    let resp = reqwest::get(server.url("/slow")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // A body that trickles out over 800 ms.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let trickle = |_req, _peer| async {
+        let frames = futures::stream::unfold(0, |i| async move {
+            if i == 8 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let frame = hyper::body::Frame::data(bytes::Bytes::from_static(b"x"));
+            Some((Ok::<_, std::convert::Infallible>(frame), i + 1))
+        });
+        http::Response::new(http_body_util::StreamBody::new(frames))
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(common::server::serve(listener, options, trickle, async {
+        let _ = stopped.await;
+    }));
+    let body = reqwest::get(format!("http://{addr}/"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .expect("the whole body arrives");
+    assert_eq!(&body[..], b"xxxxxxxx");
+    let _ = stop.send(());
+    serving.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_is_closed_only_once_idle_past_the_header_timeout() {
+    let limit = Duration::from_millis(300);
+    let options = ServerOptions {
+        header_read_timeout: limit,
+        ..ServerOptions::default()
+    };
+    let server = start(options).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    // Requests every 100 ms for a second, all on the one connection.
+    for _ in 0..10 {
+        conn.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "the connection was closed while in use"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then idle: closed after the limit, not before.
+    let idle_from = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("the idle connection was closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(idle_from.elapsed() >= limit - Duration::from_millis(100));
+}
+
+#[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let options = ServerOptions {
         max_connections: 1,
