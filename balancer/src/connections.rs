@@ -26,6 +26,8 @@ use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use common::sync::lock;
+
 use crate::body::{BoxError, UpBody};
 
 /// How connections are opened and how long they are kept.
@@ -74,16 +76,19 @@ impl Connections {
     }
 
     /// Sends `request` (origin-form URI, `Host` set) to `addr` over a kept
-    /// connection when one is ready, else over a new one.
+    /// connection when one is ready, else over a new one. `now` is the
+    /// request's start, taken as the time the connection is handed out
+    /// (one clock read per request serves the proxy and the pool).
     pub async fn send(
         &self,
         addr: SocketAddr,
         mut request: Request<UpBody>,
+        now: Instant,
     ) -> Result<Response<Incoming>, SendError> {
-        while let Some(mut sender) = self.checkout(addr) {
+        while let Some(mut sender) = self.checkout(addr, now) {
             match sender.try_send_request(request).await {
                 Ok(response) => {
-                    self.checkin(addr, sender);
+                    self.checkin(addr, sender, now);
                     return Ok(response);
                 }
                 Err(mut e) => match e.take_message() {
@@ -104,7 +109,7 @@ impl Connections {
         };
         match sender.try_send_request(request).await {
             Ok(response) => {
-                self.checkin(addr, sender);
+                self.checkin(addr, sender, now);
                 Ok(response)
             }
             Err(mut e) => match e.take_message() {
@@ -133,7 +138,7 @@ impl Connections {
 
     /// The most recently used kept connection that is ready for a
     /// request, dropping closed and expired ones on the way.
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<UpBody>> {
+    fn checkout(&self, addr: SocketAddr, now: Instant) -> Option<SendRequest<UpBody>> {
         let mut kept = lock(&self.kept);
         let (_, list) = kept.iter_mut().find(|(a, _)| *a == addr)?;
         // Newest first: the connections in use stay few and warm, and the
@@ -145,7 +150,7 @@ impl Connections {
                 list.remove(i);
             } else if list[i].sender.is_ready() {
                 let k = list.remove(i)?;
-                if k.since.elapsed() <= self.options.idle_timeout {
+                if now.saturating_duration_since(k.since) <= self.options.idle_timeout {
                     return Some(k.sender);
                 }
             }
@@ -155,7 +160,7 @@ impl Connections {
 
     /// Puts a connection back right after its response head arrived; it
     /// becomes ready again when the body has been relayed.
-    fn checkin(&self, addr: SocketAddr, sender: SendRequest<UpBody>) {
+    fn checkin(&self, addr: SocketAddr, sender: SendRequest<UpBody>, now: Instant) {
         let mut kept = lock(&self.kept);
         let list = match kept.iter().position(|(a, _)| *a == addr) {
             Some(i) => &mut kept[i].1,
@@ -171,10 +176,7 @@ impl Connections {
                 return;
             }
         }
-        list.push_back(Kept {
-            sender,
-            since: Instant::now(),
-        });
+        list.push_back(Kept { sender, since: now });
     }
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<SendRequest<UpBody>> {
@@ -204,10 +206,4 @@ impl Connections {
         });
         Ok(sender)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Only plain list edits happen under the lock; a panic between two of
-    // them leaves the map whole.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -74,47 +74,104 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name) || name.as_str().starts_with("proxy-")
+    is_hop_by_hop_name(name.as_str())
+}
+
+/// [`HOP_BY_HOP`] and any `proxy-*`, by (lowercase) name: a string match,
+/// not nine `HeaderName` comparisons.
+fn is_hop_by_hop_name(name: &str) -> bool {
+    matches!(
+        name,
+        "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade"
+    ) || name.starts_with("proxy-")
+}
+
+/// What one pass over a request's headers finds: the inputs of the header
+/// limits and the few headers the proxy reads. A hashed lookup for each of
+/// them cost more than walking the handful of headers a request carries.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Header lines, and their size as counted against the limit.
+    pub count: usize,
+    pub bytes: usize,
+    pub request_id: Option<HeaderValue>,
+    pub origin: Option<HeaderValue>,
+    /// The declared length, when present and a number.
+    pub content_length: Option<u64>,
+    pub host: Option<HeaderValue>,
+    pub expect: bool,
+    pub forwarded_for: bool,
+    /// Whether any hop-by-hop header is present.
+    pub hop_by_hop: bool,
+}
+
+/// Walks the headers once; the first line of a repeated header counts, as
+/// with `HeaderMap::get`.
+pub fn scan(headers: &HeaderMap) -> Scan {
+    let mut s = Scan::default();
+    for (name, value) in headers {
+        // One string match per header (compiled to a switch on the length)
+        // instead of a comparison with each name of interest.
+        let name = name.as_str();
+        s.count += 1;
+        s.bytes += name.len() + value.len() + 4;
+        match name {
+            "host" => {
+                s.host.get_or_insert_with(|| value.clone());
+            }
+            "origin" => {
+                s.origin.get_or_insert_with(|| value.clone());
+            }
+            "content-length" if s.content_length.is_none() => {
+                s.content_length = value.to_str().ok().and_then(|v| v.parse().ok());
+            }
+            "expect" => s.expect = true,
+            "x-request-id" => {
+                s.request_id.get_or_insert_with(|| value.clone());
+            }
+            "x-forwarded-for" => s.forwarded_for = true,
+            name if is_hop_by_hop_name(name) => s.hop_by_hop = true,
+            _ => {}
+        }
+    }
+    s
 }
 
 /// Prepares the client's headers for an upstream: hop-by-hop out,
 /// `Expect` out (the balancer answers `100-continue` itself), the
 /// forwarding headers set. The original `Host` is kept, so services see
 /// the name the client used; when the client sent none (HTTP/2 or 1.0),
-/// the URI's authority stands in. Returns whether a `Host` is set.
+/// the URI's authority stands in. `scan` is what [`scan`] found in these
+/// headers. Returns whether a `Host` is set.
 pub fn prepare_request(
     headers: &mut HeaderMap,
+    scan: &mut Scan,
     peer: IpAddr,
     uri_authority: Option<&http::uri::Authority>,
 ) -> bool {
-    strip_hop_by_hop(headers);
-    // One pass over the few headers a request has finds what the rest
-    // needs, instead of a hashed lookup for each.
-    let (mut expect, mut forwarded, mut host) = (false, false, None);
-    for (name, value) in headers.iter() {
-        if name == HOST {
-            host = Some(value.clone());
-        } else if name == EXPECT {
-            expect = true;
-        } else if name == X_FORWARDED_FOR {
-            forwarded = true;
-        }
+    if scan.hop_by_hop {
+        strip_hop_by_hop(headers);
+        // `Connection` may have named any header, even `Host`: look again
+        // at what is left.
+        *scan = self::scan(headers);
     }
-    if expect {
+    if scan.expect {
         headers.remove(EXPECT);
     }
+    // Taken, not cloned: a header value kept while the upstream answers
+    // would pin the client connection's read buffer, and hyper would
+    // allocate a new one for its next read.
+    let mut host = scan.host.take();
     if host.is_none() {
         host = uri_authority.and_then(|a| HeaderValue::from_str(a.as_str()).ok());
         if let Some(h) = &host {
             headers.insert(HOST, h.clone());
         }
     }
-    if forwarded {
+    if scan.forwarded_for {
         append_forwarded_for(headers, peer);
     } else {
-        let mut out = String::with_capacity(16);
-        push_ip(&mut out, peer);
-        insert_string(headers, X_FORWARDED_FOR, out);
+        headers.insert(X_FORWARDED_FOR, ip_header_value(peer));
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     match host {
@@ -127,6 +184,19 @@ pub fn prepare_request(
             false
         }
     }
+}
+
+/// The peer's address as a header value, in one allocation of its exact
+/// size.
+fn ip_header_value(peer: IpAddr) -> HeaderValue {
+    let value = match peer {
+        IpAddr::V4(v4) => {
+            let (text, len) = ipv4_text(v4);
+            HeaderValue::from_bytes(&text[..len])
+        }
+        IpAddr::V6(v6) => HeaderValue::from_str(&v6.to_string()),
+    };
+    value.expect("an address is a valid header value")
 }
 
 /// `X-Forwarded-For: <what came in>, <peer>`; several incoming header
@@ -161,24 +231,12 @@ fn insert_string(headers: &mut HeaderMap, name: HeaderName, value: String) {
     }
 }
 
-/// Appends `ip` in its usual text form. IPv4, every request's case, is
-/// written digit by digit: `Display` for an address goes through the
-/// formatting machinery and cost more than the rest of the header work.
+/// Appends `ip` in its usual text form.
 fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
+            let (text, len) = ipv4_text(v4);
+            out.push_str(std::str::from_utf8(&text[..len]).expect("digits and dots"));
         }
         IpAddr::V6(v6) => {
             use std::fmt::Write;
@@ -187,14 +245,40 @@ fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
+/// An IPv4 address in dotted decimal, written digit by digit into a stack
+/// buffer: `Display` for an address goes through the formatting machinery
+/// and cost more than the rest of the header work.
+fn ipv4_text(ip: std::net::Ipv4Addr) -> ([u8; 15], usize) {
+    let mut out = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            out[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            out[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        out[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    (out, len)
+}
+
 /// A fresh request id: 32 lowercase hex characters, as `common` makes them.
 /// A thread-local RNG instead of a v4 UUID keeps a system call off the
 /// per-request path.
 pub fn generate_request_id() -> HeaderValue {
-    use rand::RngCore;
+    // An id must be unique, not secret: fastrand's per-thread generator
+    // (seeded per process from the OS-keyed std hasher) costs a few
+    // instructions where `rand::thread_rng` cost about 150 a request.
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut raw = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut raw);
+    let raw = fastrand::u128(..).to_le_bytes();
     let mut out = [0u8; 32];
     for (i, b) in raw.iter().enumerate() {
         out[2 * i] = HEX[(b >> 4) as usize];
@@ -257,6 +341,7 @@ pub const REQUEST_HEADERS: HeaderName = ACCESS_CONTROL_REQUEST_HEADERS;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::ORIGIN;
 
     #[test]
     fn hop_by_hop_and_connection_named_headers_go() {
@@ -295,11 +380,69 @@ mod tests {
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
         h.insert(HOST, HeaderValue::from_static("shop.example"));
         h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        prepare_request(&mut h, "10.0.0.1".parse().unwrap(), None);
+        let mut found = scan(&h);
+        prepare_request(&mut h, &mut found, "10.0.0.1".parse().unwrap(), None);
         assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 10.0.0.1");
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+    }
+
+    #[test]
+    fn one_scan_finds_what_the_proxy_reads() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("shop.example"));
+        h.insert(ORIGIN, HeaderValue::from_static("http://localhost:5173"));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("42"));
+        h.append(&X_REQUEST_ID, HeaderValue::from_static("first"));
+        h.append(&X_REQUEST_ID, HeaderValue::from_static("second"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        let s = scan(&h);
+        assert_eq!(s.count, 6);
+        let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        assert_eq!(s.bytes, bytes);
+        assert_eq!(s.host.unwrap(), "shop.example");
+        assert_eq!(s.origin.unwrap(), "http://localhost:5173");
+        assert_eq!(s.content_length, Some(42));
+        assert_eq!(s.request_id.unwrap(), "first");
+        assert!(!s.expect && !s.forwarded_for && !s.hop_by_hop);
+
+        h.insert(EXPECT, HeaderValue::from_static("100-continue"));
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
+        h.insert("proxy-foo", HeaderValue::from_static("1"));
+        let s = scan(&h);
+        assert!(s.expect && s.forwarded_for && s.hop_by_hop);
+        for name in ["connection", "keep-alive", "te", "trailer", "upgrade"] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            assert!(scan(&h).hop_by_hop, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_header_named_in_connection_is_gone_before_the_rest_is_prepared() {
+        // `Connection: host` takes the client's Host out; the authority of
+        // the request line stands in, as for a client that sent none.
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("evil.example"));
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("host, x-forwarded-for"),
+        );
+        h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("6.6.6.6"));
+        let mut found = scan(&h);
+        let authority = http::uri::Authority::from_static("shop.example");
+        let has_host = prepare_request(
+            &mut h,
+            &mut found,
+            "10.0.0.1".parse().unwrap(),
+            Some(&authority),
+        );
+        assert!(has_host);
+        assert_eq!(h[HOST], "shop.example");
+        assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1");
+        assert!(h.get(CONNECTION).is_none());
     }
 
     #[test]

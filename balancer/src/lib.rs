@@ -8,6 +8,7 @@
 pub mod body;
 pub mod config;
 pub mod connections;
+pub mod deadlines;
 pub mod headers;
 pub mod metrics;
 pub mod proxy;
@@ -15,15 +16,11 @@ pub mod routes;
 pub mod upstream;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use common::background::Tasks;
 use common::server::{serve, ServerOptions};
-use http::Response;
 use tokio::net::TcpListener;
-
-use crate::body::DownBody;
 
 use crate::config::BalancerConfig;
 use crate::proxy::{Proxy, Shared};
@@ -103,13 +100,7 @@ pub async fn serve_worker(
         options,
         move |req, peer| {
             let proxy = proxy.clone();
-            // The request's future is about 3 KiB; boxed once here, the
-            // layers above (common's service wrapper, hyper's dispatcher)
-            // move a pointer instead of memcpy-ing the whole state, which
-            // showed up as the largest user-space cost in profiles.
-            let fut: Pin<Box<dyn Future<Output = Response<DownBody>> + Send>> =
-                Box::pin(async move { proxy.handle(req, peer).await });
-            fut
+            async move { proxy.handle(req, peer).await }
         },
         shutdown,
     )

@@ -12,10 +12,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::deadlines::Deadlines;
 use common::ApiError;
 use http::header::{
-    HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION, CONTENT_LENGTH,
-    CONTENT_TYPE, HOST, ORIGIN, RETRY_AFTER,
+    HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, HOST,
+    RETRY_AFTER,
 };
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -121,6 +122,9 @@ enum Label {
 pub struct Proxy {
     shared: Arc<Shared>,
     connections: Connections,
+    /// This worker's timers: route deadlines here, header-read timeouts in
+    /// the server loop.
+    deadlines: Deadlines,
 }
 
 impl Proxy {
@@ -134,6 +138,7 @@ impl Proxy {
         Proxy {
             shared,
             connections,
+            deadlines: Deadlines::new(),
         }
     }
 
@@ -145,18 +150,22 @@ impl Proxy {
         &self.connections
     }
 
+    pub fn deadlines(&self) -> &Deadlines {
+        &self.deadlines
+    }
+
     /// Answers one request; never fails, never panics on input.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<DownBody> {
         let started = Instant::now();
-        let rid = match req.headers().get(&headers::X_REQUEST_ID) {
-            Some(v) if headers::sane_request_id(v) => v.clone(),
+        let mut scan = headers::scan(req.headers());
+        let rid = match scan.request_id.take() {
+            Some(v) if headers::sane_request_id(&v) => v,
             _ => headers::generate_request_id(),
         };
-        let origin = req
-            .headers()
-            .get(ORIGIN)
-            .filter(|o| self.shared.config.cors.allows(o.as_bytes()))
-            .cloned();
+        let origin = scan
+            .origin
+            .take()
+            .filter(|o| self.shared.config.cors.allows(o.as_bytes()));
         let log_access = log::log_enabled!(target: "access", log::Level::Info);
         let logged = log_access.then(|| (req.method().clone(), req.uri().path().to_string()));
         // Noted before the body is lent out: whether the client connection
@@ -165,8 +174,18 @@ impl Proxy {
         let body_shared = (!req.body().is_end_stream()).then(|| Arc::new(BodyShared::default()));
         let http1 = req.version() < Version::HTTP_2;
 
+        // Futures pinned where they are made: awaiting one by value moves
+        // it (kilobytes) into this state machine first.
         let (label, upstream, mut resp) = self
-            .dispatch(req, peer, &rid, origin.as_ref(), body_shared.as_ref())
+            .dispatch(
+                req,
+                &mut scan,
+                peer,
+                started,
+                &rid,
+                origin.as_ref(),
+                body_shared.as_ref(),
+            )
             .await;
 
         let h = resp.headers_mut();
@@ -209,10 +228,13 @@ impl Proxy {
         resp
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn dispatch(
         &self,
         req: Request<Incoming>,
+        scan: &mut headers::Scan,
         peer: SocketAddr,
+        started: Instant,
         rid: &HeaderValue,
         origin: Option<&HeaderValue>,
         body_shared: Option<&Arc<BodyShared>>,
@@ -223,7 +245,7 @@ impl Proxy {
 
         // Header limits come first: nothing else should look at headers a
         // client was not allowed to send.
-        if let Some(e) = check_header_limits(&req, cfg) {
+        if let Some(e) = check_header_limits(scan, cfg) {
             return (Label::Unmatched, None, problem(e));
         }
 
@@ -317,15 +339,12 @@ impl Proxy {
             Target::Pool(p) => &self.shared.pools[p],
         };
         let limit = rule.max_body.unwrap_or(cfg.max_body);
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
+        if scan.content_length.is_some_and(|n| n > limit) {
             return (Label::Rule(index), None, problem(too_large(limit)));
         }
-        let (upstream, resp) = self.forward(rule, pool, req, peer, rid, body_shared).await;
+        let (upstream, resp) = self
+            .forward(rule, pool, req, scan, peer, started, rid, body_shared)
+            .await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => problem(e),
@@ -333,22 +352,26 @@ impl Proxy {
         (Label::Rule(index), upstream, resp)
     }
 
-    /// Sends the request to a replica, retrying as the rules allow.
+    /// Sends the request to a replica, retrying as the rules allow, until
+    /// the route's deadline counted from `started`.
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         rule: &Rule,
         pool: &Pool,
         req: Request<Incoming>,
+        scan: &mut headers::Scan,
         peer: SocketAddr,
+        started: Instant,
         rid: &HeaderValue,
         body_shared: Option<&Arc<BodyShared>>,
     ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
         let limit = rule.max_body.unwrap_or(self.shared.config.max_body);
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = started + timeout;
         let (mut parts, body) = req.into_parts();
         let has_host =
-            headers::prepare_request(&mut parts.headers, peer.ip(), parts.uri.authority());
+            headers::prepare_request(&mut parts.headers, scan, peer.ip(), parts.uri.authority());
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
         let method = parts.method;
         // Only these may be sent twice: repeating them changes nothing.
@@ -421,8 +444,12 @@ impl Proxy {
                 up.headers_mut().insert(HOST, replica.host_header.clone());
             }
 
-            let sent = self.connections.send(replica.addr, up);
-            let err = match tokio::time::timeout_at(deadline, sent).await {
+            // Pinned where it is made: awaiting the send future (about
+            // 1 KiB) by value would move it into this state machine first.
+            let sent = std::pin::pin!(self
+                .deadlines
+                .timeout_at(deadline, self.connections.send(replica.addr, up, started)));
+            let err = match sent.await {
                 Ok(Ok(resp)) => return (Some(replica.addr), Ok(self.relay(resp, timeout))),
                 Ok(Err(e)) => e,
                 Err(_) => {
@@ -547,10 +574,8 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-fn check_header_limits(req: &Request<Incoming>, cfg: &BalancerConfig) -> Option<ApiError> {
-    let headers = req.headers();
-    let count = headers.len();
-    if count > cfg.max_header_count {
+fn check_header_limits(scan: &headers::Scan, cfg: &BalancerConfig) -> Option<ApiError> {
+    if scan.count > cfg.max_header_count {
         return Some(ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request_header_fields_too_large",
@@ -560,11 +585,7 @@ fn check_header_limits(req: &Request<Incoming>, cfg: &BalancerConfig) -> Option<
             ),
         ));
     }
-    let bytes: usize = headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if bytes > cfg.max_header_bytes {
+    if scan.bytes > cfg.max_header_bytes {
         return Some(ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request_header_fields_too_large",
