@@ -17,8 +17,9 @@
 #        before/after comparisons)
 #
 # Equivalence: both proxies keep idle keep-alive connections to the
-# upstream, speak HTTP/1.1 to it, add X-Forwarded-For/-Proto, pass Host and
-# a request id, log nothing per request (nginx `access_log off`, balancer
+# upstream, speak HTTP/1.1 to it, pass the client's Host (with its port),
+# add X-Forwarded-For/-Proto/-Host and a request id, return the request id
+# to the client, log nothing per request (nginx `access_log off`, balancer
 # RUST_LOG=warn), and run two workers (nginx worker_processes 2; balancer
 # workers=2), each with its own SO_REUSEPORT listener.
 
@@ -118,10 +119,12 @@ http {
       proxy_pass http://hello;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_set_header Host \$host;
+      proxy_set_header Host \$http_host;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
       proxy_set_header X-Request-Id \$request_id;
+      add_header X-Request-Id \$request_id always;
     }
   }
 }

@@ -119,9 +119,10 @@ impl Served {
             .map(|(_, c)| c.clone())
             .collect();
         for conn in conns {
-            if conn.stop.load(Ordering::SeqCst) == RUN {
-                conn.stop.store(DRAIN, Ordering::SeqCst);
-            }
+            // A connection being cut off for idleness stays cut off.
+            let _ = conn
+                .stop
+                .compare_exchange(RUN, DRAIN, Ordering::SeqCst, Ordering::SeqCst);
             conn.wake();
         }
     }

@@ -54,7 +54,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting::new(
         "header_read_timeout",
         Some("10s"),
-        "A client must send its request headers within this time",
+        "A connection with no request in progress for this long is closed (a client that never finishes its headers, an idle keep-alive connection)",
     ),
     Setting::new(
         "shutdown_timeout",
