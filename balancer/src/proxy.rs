@@ -109,6 +109,19 @@ impl Shared {
 /// broken idempotent exchange is repeated once.
 const MAX_ATTEMPTS: usize = 2;
 
+/// What one request carries from `handle` through `dispatch` to `forward`.
+struct Exchange {
+    peer: SocketAddr,
+    /// The one clock reading of the request: its deadline, the pool's
+    /// bookkeeping and its latency are all counted from here.
+    started: Instant,
+    rid: HeaderValue,
+    /// The client's `Origin`, when CORS allows it.
+    origin: Option<HeaderValue>,
+    /// Set when the request has a body to relay.
+    body_shared: Option<Arc<BodyShared>>,
+}
+
 /// Which metric and log labels a request ends up with.
 enum Label {
     Own,
@@ -174,19 +187,20 @@ impl Proxy {
         let body_shared = (!req.body().is_end_stream()).then(|| Arc::new(BodyShared::default()));
         let http1 = req.version() < Version::HTTP_2;
 
-        // Futures pinned where they are made: awaiting one by value moves
-        // it (kilobytes) into this state machine first.
-        let (label, upstream, mut resp) = self
-            .dispatch(
-                req,
-                &mut scan,
-                peer,
-                started,
-                &rid,
-                origin.as_ref(),
-                body_shared.as_ref(),
-            )
-            .await;
+        let exchange = Exchange {
+            peer,
+            started,
+            rid,
+            origin,
+            body_shared,
+        };
+        let (label, upstream, mut resp) = self.dispatch(req, &mut scan, &exchange).await;
+        let Exchange {
+            rid,
+            origin,
+            body_shared,
+            ..
+        } = exchange;
 
         let h = resp.headers_mut();
         // An answer before the whole body arrived — an upstream's early 401,
@@ -228,18 +242,13 @@ impl Proxy {
         resp
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn dispatch(
         &self,
         req: Request<Incoming>,
         scan: &mut headers::Scan,
-        peer: SocketAddr,
-        started: Instant,
-        rid: &HeaderValue,
-        origin: Option<&HeaderValue>,
-        body_shared: Option<&Arc<BodyShared>>,
+        exchange: &Exchange,
     ) -> (Label, Option<SocketAddr>, Response<DownBody>) {
-        let rid_str = rid.to_str().unwrap_or("-");
+        let rid_str = exchange.rid.to_str().unwrap_or("-");
         let problem = |e: ApiError| e.into_response(rid_str).map(DownBody::from);
         let cfg = &self.shared.config;
 
@@ -313,9 +322,10 @@ impl Proxy {
         // A CORS preflight from an allowed origin is answered here, for
         // the method it announces; others pass through untouched.
         if method == Method::OPTIONS {
-            if let (Some(origin), Some(wanted)) =
-                (origin, req.headers().get(ACCESS_CONTROL_REQUEST_METHOD))
-            {
+            if let (Some(origin), Some(wanted)) = (
+                &exchange.origin,
+                req.headers().get(ACCESS_CONTROL_REQUEST_METHOD),
+            ) {
                 let wanted = Method::from_bytes(wanted.as_bytes()).unwrap_or(Method::GET);
                 return match cfg.table.find(&wanted, path) {
                     Some((i, rule)) if rule.target != Target::Deny => {
@@ -342,9 +352,7 @@ impl Proxy {
         if scan.content_length.is_some_and(|n| n > limit) {
             return (Label::Rule(index), None, problem(too_large(limit)));
         }
-        let (upstream, resp) = self
-            .forward(rule, pool, req, scan, peer, started, rid, body_shared)
-            .await;
+        let (upstream, resp) = self.forward(rule, pool, req, scan, exchange).await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => problem(e),
@@ -353,19 +361,23 @@ impl Proxy {
     }
 
     /// Sends the request to a replica, retrying as the rules allow, until
-    /// the route's deadline counted from `started`.
-    #[allow(clippy::too_many_arguments)]
+    /// the route's deadline counted from the request's start.
     async fn forward(
         &self,
         rule: &Rule,
         pool: &Pool,
         req: Request<Incoming>,
         scan: &mut headers::Scan,
-        peer: SocketAddr,
-        started: Instant,
-        rid: &HeaderValue,
-        body_shared: Option<&Arc<BodyShared>>,
+        exchange: &Exchange,
     ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
+        let Exchange {
+            peer,
+            started,
+            ref rid,
+            ref body_shared,
+            ..
+        } = *exchange;
+        let body_shared = body_shared.as_ref();
         let limit = rule.max_body.unwrap_or(self.shared.config.max_body);
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = started + timeout;
