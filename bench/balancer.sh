@@ -196,3 +196,17 @@ for metric in rps $(for r in $RATES; do echo "p99@$r"; done); do
   fi
 done
 echo "(req/s: higher is better; p99: lower is better, so balancer/nginx < 1 means the balancer is faster)"
+
+# The machine's speed drifts between rounds by more than the differences
+# measured; a ratio taken within one round (the targets ran seconds apart)
+# cancels most of that drift, so its median is the steadier figure.
+paired() {
+  paste <(grep "^$1 $3 " "$RESULTS" | awk '{print $3}') <(grep "^$2 $3 " "$RESULTS" | awk '{print $3}') |
+    awk '{print $1 / $2}'
+}
+echo
+echo "balancer/nginx within each round (median; the per-round values in brackets)"
+for metric in rps $(for r in $RATES; do echo "p99@$r"; done); do
+  rounds=$(paired balancer nginx "$metric" | awk '{printf "%.2f ", $1}')
+  printf "%-16s %6.2fx   [ %s]\n" "$metric" "$(paired balancer nginx "$metric" | median)" "$rounds"
+done

@@ -161,7 +161,7 @@ async fn tick(inner: Weak<Inner>) {
             state.ticker = Ticker::Running(Some(cx.waker().clone()));
             return Poll::Pending;
         };
-        let now = Instant::now();
+        let mut now = Instant::now();
         if look > now {
             let at = tokio::time::Instant::from_std(look);
             let timer = match &mut timer {
@@ -179,8 +179,9 @@ async fn tick(inner: Weak<Inner>) {
                 return Poll::Pending;
             }
             // tokio never fires early (it rounds up to the millisecond),
-            // so `look` has passed; take it again from the top.
-            continue;
+            // so `look` has passed, whatever a clock read might say.
+            now = look;
+            state = lock(&inner.state);
         }
         let mut next: Option<Instant> = None;
         for (_, entry) in state.entries.iter_mut() {
