@@ -247,12 +247,6 @@ pub struct DeadlineSleep {
     done: bool,
 }
 
-impl DeadlineSleep {
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-}
-
 impl Future for DeadlineSleep {
     type Output = ();
 

@@ -163,10 +163,6 @@ impl Proxy {
         &self.connections
     }
 
-    pub fn deadlines(&self) -> &Deadlines {
-        &self.deadlines
-    }
-
     /// Answers one request; never fails, never panics on input.
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<DownBody> {
         let started = Instant::now();
