@@ -65,6 +65,17 @@ where
     }
 }
 
+/// The body of a `GET` that must succeed at the transport level, as text
+/// (for `/metrics` and other plain-text endpoints).
+pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .expect("GET reached the server");
+    resp.text().await.expect("a readable body")
+}
+
 /// Checks that an error answer is problem+json with a `status` matching the
 /// HTTP status and the fields API.md requires, and returns its body.
 pub async fn problem(resp: reqwest::Response) -> serde_json::Value {

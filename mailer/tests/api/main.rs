@@ -223,15 +223,7 @@ async fn routing_health_and_metrics() {
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
     }
     app.send_ok("ann@example.com", "Hi", "x").await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::testing::get_text(&app.client, &app.url("/metrics")).await;
     assert!(metrics.contains("mailer_mails_queued_total"), "{metrics}");
 }
 
@@ -437,15 +429,7 @@ async fn a_mail_that_keeps_failing_is_marked_failed_and_counted() {
         "the cause is kept"
     );
     assert!(server.received().is_empty());
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::testing::get_text(&app.client, &app.url("/metrics")).await;
     let failed = metrics
         .lines()
         .find(|l| l.starts_with("mailer_mails_failed_total"))

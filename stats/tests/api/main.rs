@@ -620,15 +620,7 @@ async fn routing_health_and_metrics() {
     }
     app.log(&json!({"action": "x"})).await;
     app.wait_for_events(1).await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::testing::get_text(&app.client, &app.url("/metrics")).await;
     assert!(metrics.contains("stats_events_accepted_total"), "{metrics}");
     assert!(metrics.contains("stats_events_written_total"), "{metrics}");
 }
