@@ -8,11 +8,12 @@
 //! headers before the route's deadline → 504.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::deadlines::Deadlines;
+use common::sync::lock;
 use common::ApiError;
 use http::header::{
     HeaderName, HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION,
@@ -27,18 +28,22 @@ use crate::body::{BodyShared, DownBody, UpBody};
 use crate::config::BalancerConfig;
 use crate::connections::{ConnectOptions, Connections, SendError};
 use crate::headers;
-use crate::metrics::RouteMetrics;
+use crate::metrics::{RouteMetrics, Tally};
 use crate::routes::{Rule, Target};
-use crate::upstream::{Pick, Pool, Replica};
+use crate::upstream::{Pick, Picked, Pool, PoolView};
 
 /// Everything the workers share: configuration, pools with their health,
 /// and the metric handles.
 pub struct Shared {
     pub config: BalancerConfig,
     pub pools: Vec<Arc<Pool>>,
-    route_metrics: Vec<RouteMetrics>,
-    unmatched_metrics: RouteMetrics,
-    own_metrics: RouteMetrics,
+    /// One per rule, then the unmatched requests, then the balancer's own
+    /// endpoints (see [`Label::index`]).
+    metrics: Vec<RouteMetrics>,
+    /// Every worker's tally, for `/metrics` to flush before it renders.
+    tallies: Mutex<Vec<Arc<Tally>>>,
+    /// Workers started so far: each one's round-robin starts elsewhere.
+    workers: AtomicUsize,
 }
 
 impl Shared {
@@ -52,7 +57,7 @@ impl Shared {
             .iter()
             .map(|p| Arc::new(Pool::new(p)))
             .collect();
-        let route_metrics = config
+        let mut metrics: Vec<RouteMetrics> = config
             .table
             .rules
             .iter()
@@ -64,12 +69,21 @@ impl Shared {
                 RouteMetrics::new(&r.name, pool)
             })
             .collect();
+        metrics.push(RouteMetrics::new("unmatched", "-"));
+        metrics.push(RouteMetrics::new("balancer", "-"));
         Shared {
             pools,
-            route_metrics,
-            unmatched_metrics: RouteMetrics::new("unmatched", "-"),
-            own_metrics: RouteMetrics::new("balancer", "-"),
+            metrics,
+            tallies: Mutex::new(Vec::new()),
+            workers: AtomicUsize::new(0),
             config,
+        }
+    }
+
+    /// Adds every worker's pending tally to the shared metrics.
+    pub fn flush_metrics(&self) {
+        for tally in lock(&self.tallies).iter() {
+            tally.flush(&self.metrics);
         }
     }
 
@@ -129,12 +143,27 @@ enum Label {
     Rule(usize),
 }
 
+impl Label {
+    /// Its place in [`Shared::metrics`] (`rules` is the number of rules).
+    fn index(&self, rules: usize) -> usize {
+        match *self {
+            Label::Rule(i) => i,
+            Label::Unmatched => rules,
+            Label::Own => rules + 1,
+        }
+    }
+}
+
 /// One worker's proxy: the shared state plus this worker's upstream
-/// connections. Each worker thread has its own, so checking a connection
-/// out and back in never contends across cores.
+/// connections, replica lists and metric tally. Each worker thread has its
+/// own, so a request never writes memory that another core is using.
 pub struct Proxy {
     shared: Arc<Shared>,
     connections: Connections,
+    /// This worker's copy of each pool's replicas, by pool index.
+    views: Vec<PoolView>,
+    /// This worker's requests, until they are added to the shared metrics.
+    tally: Arc<Tally>,
     /// This worker's timers: route deadlines here, header-read timeouts in
     /// the server loop.
     deadlines: Deadlines,
@@ -148,9 +177,15 @@ impl Proxy {
             max_per_replica: cfg.pool_max_idle_per_host,
             idle_timeout: cfg.pool_idle_timeout,
         });
+        let worker = shared.workers.fetch_add(1, Ordering::Relaxed);
+        let views = shared.pools.iter().map(|p| p.view(worker)).collect();
+        let tally = Arc::new(Tally::default());
+        lock(&shared.tallies).push(Arc::clone(&tally));
         Proxy {
             shared,
             connections,
+            views,
+            tally,
             deadlines: Deadlines::new(),
         }
     }
@@ -216,16 +251,19 @@ impl Proxy {
         }
         let status = resp.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
-        let (metrics, route_name) = match label {
-            Label::Own => (&self.shared.own_metrics, "balancer"),
-            Label::Unmatched => (&self.shared.unmatched_metrics, "unmatched"),
-            Label::Rule(i) => (
-                &self.shared.route_metrics[i],
-                self.shared.config.table.rules[i].name.as_str(),
-            ),
-        };
-        metrics.record(status, elapsed);
+        let rules = &self.shared.config.table.rules;
+        self.tally.record(
+            &self.shared.metrics,
+            label.index(rules.len()),
+            status,
+            elapsed,
+        );
         if let Some((method, path)) = logged {
+            let route_name = match label {
+                Label::Own => "balancer",
+                Label::Unmatched => "unmatched",
+                Label::Rule(i) => rules[i].name.as_str(),
+            };
             // The query string is left out: it can carry search terms.
             log::info!(
                 target: "access",
@@ -274,7 +312,7 @@ impl Proxy {
                     };
                     return (Label::Own, None, json(status, &body));
                 }
-                "/metrics" => return (Label::Own, None, metrics_response()),
+                "/metrics" => return (Label::Own, None, metrics_response(&self.shared)),
                 "/openapi.json" => return (Label::Own, None, openapi_response()),
                 _ => {}
             }
@@ -340,15 +378,15 @@ impl Proxy {
         let Some((index, rule)) = cfg.table.find(method, path) else {
             return (Label::Unmatched, None, problem(not_found(path)));
         };
-        let pool = match rule.target {
+        let (pool, view) = match rule.target {
             Target::Deny => return (Label::Rule(index), None, problem(not_found(path))),
-            Target::Pool(p) => &self.shared.pools[p],
+            Target::Pool(p) => (&self.shared.pools[p], &self.views[p]),
         };
         let limit = rule.max_body.unwrap_or(cfg.max_body);
         if scan.content_length.is_some_and(|n| n > limit) {
             return (Label::Rule(index), None, problem(too_large(limit)));
         }
-        let (upstream, resp) = self.forward(rule, pool, req, scan, exchange).await;
+        let (upstream, resp) = self.forward(rule, pool, view, req, scan, exchange).await;
         let resp = match resp {
             Ok(r) => r,
             Err(e) => problem(e),
@@ -362,6 +400,7 @@ impl Proxy {
         &self,
         rule: &Rule,
         pool: &Pool,
+        view: &PoolView,
         req: Request<Incoming>,
         scan: &mut headers::Scan,
         exchange: &Exchange,
@@ -418,14 +457,14 @@ impl Proxy {
         *up.headers_mut() = parts.headers;
         let mut pending = Some(up);
 
-        let mut previous: Option<(Arc<Replica>, Failure)> = None;
+        let mut previous: Option<(Picked, Failure)> = None;
         for attempt in 0..MAX_ATTEMPTS {
             let pick = match &previous {
-                None => pool.pick(None, false),
+                None => pool.pick(view, None, false),
                 // After a broken exchange the same replica may be tried
                 // again if it is the only healthy one (the failure may have
                 // been one stale connection); after a connect error never.
-                Some((r, failure)) => pool.pick(Some(r), *failure == Failure::Broken),
+                Some((r, failure)) => pool.pick(view, Some(r), *failure == Failure::Broken),
             };
             let replica = match pick {
                 Pick::Replica(r) => r,
@@ -646,7 +685,8 @@ fn openapi_response() -> Response<DownBody> {
     resp
 }
 
-fn metrics_response() -> Response<DownBody> {
+fn metrics_response(shared: &Shared) -> Response<DownBody> {
+    shared.flush_metrics();
     let mut resp = Response::new(DownBody::from(Full::from(common::metrics::render())));
     resp.headers_mut().insert(
         CONTENT_TYPE,

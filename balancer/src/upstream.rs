@@ -6,10 +6,14 @@
 //!
 //! Health is plain atomics shared by every worker thread; the replica list
 //! changes only when DNS answers differently, behind a read-mostly lock.
+//! Each worker picks from its own copy of that list (a [`PoolView`]), so
+//! a request writes no memory another core uses: no lock word, no shared
+//! round-robin counter, no shared reference count.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +23,8 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use common::sync::lock;
 
 use crate::config::HealthOptions;
 use crate::routes::{PoolSpec, UpstreamUrl};
@@ -75,7 +81,7 @@ impl Replica {
 
 /// What selection found.
 pub enum Pick {
-    Replica(Arc<Replica>),
+    Replica(Picked),
     /// Replicas exist but every one is ejected.
     NoneHealthy,
     /// No replica at all (a hostname that does not resolve yet).
@@ -87,7 +93,43 @@ pub struct Pool {
     pub name: String,
     pub upstreams: Vec<UpstreamUrl>,
     replicas: RwLock<Arc<[Arc<Replica>]>>,
-    next: AtomicUsize,
+    /// Bumped whenever `replicas` is replaced, so that views notice.
+    generation: AtomicU64,
+}
+
+/// One worker's copy of a pool's replica list and its own round-robin
+/// position. Workers each start at a different replica, so together they
+/// still spread requests evenly.
+pub struct PoolView {
+    state: Mutex<ViewState>,
+}
+
+struct ViewState {
+    generation: u64,
+    /// A list of this worker's own: cloning it per request touches only
+    /// this worker's reference count.
+    list: Arc<[Arc<Replica>]>,
+    next: usize,
+}
+
+/// A replica picked for one request, kept alive by the worker's list.
+#[derive(Clone)]
+pub struct Picked {
+    list: Arc<[Arc<Replica>]>,
+    index: usize,
+}
+
+impl Deref for Picked {
+    type Target = Replica;
+    fn deref(&self) -> &Replica {
+        &self.list[self.index]
+    }
+}
+
+impl Picked {
+    pub fn is(&self, other: &Replica) -> bool {
+        std::ptr::eq::<Replica>(&**self, other)
+    }
 }
 
 impl Pool {
@@ -107,8 +149,32 @@ impl Pool {
             name: spec.name.clone(),
             upstreams: spec.upstreams.clone(),
             replicas: RwLock::new(replicas.into()),
-            next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// A worker's view of this pool; `worker` staggers where its
+    /// round-robin starts.
+    pub fn view(&self, worker: usize) -> PoolView {
+        let (generation, list) = self.snapshot();
+        PoolView {
+            state: Mutex::new(ViewState {
+                generation,
+                list,
+                next: worker,
+            }),
+        }
+    }
+
+    /// The current list as a fresh allocation, with its generation.
+    fn snapshot(&self) -> (u64, Arc<[Arc<Replica>]>) {
+        let guard = match self.replicas.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // Read under the lock: a writer bumps it while holding the lock.
+        let generation = self.generation.load(Ordering::Acquire);
+        (generation, guard.iter().cloned().collect())
     }
 
     pub fn replicas(&self) -> Arc<[Arc<Replica>]> {
@@ -120,33 +186,41 @@ impl Pool {
         }
     }
 
-    /// The next healthy replica in round-robin order, skipping `avoid`
-    /// (the one that just failed) unless it is the only healthy one left
-    /// and `allow_same` says a second try there is acceptable.
-    pub fn pick(&self, avoid: Option<&Arc<Replica>>, allow_same: bool) -> Pick {
-        let guard = match self.replicas.read() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let list: &[Arc<Replica>] = &guard;
-        if list.is_empty() {
+    /// The next healthy replica in `view`'s round-robin order, skipping
+    /// `avoid` (the one that just failed) unless it is the only healthy
+    /// one left and `allow_same` says a second try there is acceptable.
+    pub fn pick(&self, view: &PoolView, avoid: Option<&Replica>, allow_same: bool) -> Pick {
+        let mut state = lock(&view.state);
+        if state.generation != self.generation.load(Ordering::Acquire) {
+            (state.generation, state.list) = self.snapshot();
+        }
+        let len = state.list.len();
+        if len == 0 {
             return Pick::NoReplicas;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let start = state.next;
+        state.next = start.wrapping_add(1);
         let mut fallback = None;
-        for i in 0..list.len() {
-            let r = &list[(start + i) % list.len()];
+        for i in 0..len {
+            let index = (start + i) % len;
+            let r = &state.list[index];
             if !r.is_healthy() {
                 continue;
             }
-            if avoid.is_some_and(|a| Arc::ptr_eq(a, r)) {
-                fallback = Some(r);
+            if avoid.is_some_and(|a| std::ptr::eq::<Replica>(&**r, a)) {
+                fallback = Some(index);
                 continue;
             }
-            return Pick::Replica(r.clone());
+            return Pick::Replica(Picked {
+                list: Arc::clone(&state.list),
+                index,
+            });
         }
         match fallback {
-            Some(r) if allow_same => Pick::Replica(r.clone()),
+            Some(index) if allow_same => Pick::Replica(Picked {
+                list: Arc::clone(&state.list),
+                index,
+            }),
             _ => Pick::NoneHealthy,
         }
     }
@@ -247,10 +321,12 @@ impl Pool {
             for r in &new {
                 set_gauge(&self.name, r, r.is_healthy());
             }
-            match self.replicas.write() {
-                Ok(mut g) => *g = new.into(),
-                Err(p) => *p.into_inner() = new.into(),
-            }
+            let mut guard = match self.replicas.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            *guard = new.into();
+            self.generation.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -321,4 +397,80 @@ pub async fn check_all(
         }
     }
     futures::future::join_all(checks).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(urls: &[&str]) -> Pool {
+        Pool::new(&PoolSpec {
+            name: "p".into(),
+            upstreams: urls
+                .iter()
+                .map(|u| UpstreamUrl::parse(u).unwrap())
+                .collect(),
+        })
+    }
+
+    fn port(pick: Pick) -> u16 {
+        match pick {
+            Pick::Replica(r) => r.addr.port(),
+            Pick::NoneHealthy => 0,
+            Pick::NoReplicas => 1,
+        }
+    }
+
+    #[test]
+    fn each_view_goes_round_robin_from_its_own_start() {
+        let p = pool(&["http://127.0.0.1:7001", "http://127.0.0.1:7002"]);
+        let (a, b) = (p.view(0), p.view(1));
+        let firsts: Vec<u16> = (0..4).map(|_| port(p.pick(&a, None, false))).collect();
+        assert_eq!(firsts, [7001, 7002, 7001, 7002]);
+        // The second worker starts at the other replica, so two workers
+        // with one request each still reach both.
+        assert_eq!(port(p.pick(&b, None, false)), 7002);
+    }
+
+    #[test]
+    fn ejected_and_avoided_replicas_are_skipped() {
+        let p = pool(&["http://127.0.0.1:7001", "http://127.0.0.1:7002"]);
+        let view = p.view(0);
+        let Pick::Replica(first) = p.pick(&view, None, false) else {
+            panic!("a replica")
+        };
+        assert_eq!(first.addr.port(), 7001);
+        // A retry avoids the one that failed, whatever the turn.
+        for _ in 0..3 {
+            assert_eq!(port(p.pick(&view, Some(&first), false)), 7002);
+        }
+        p.eject(&first);
+        for _ in 0..3 {
+            assert_eq!(port(p.pick(&view, None, false)), 7002);
+        }
+        let Pick::Replica(second) = p.pick(&view, None, false) else {
+            panic!("a replica")
+        };
+        // The only healthy one, avoided: only when a second try is allowed.
+        assert_eq!(port(p.pick(&view, Some(&second), false)), 0);
+        assert_eq!(port(p.pick(&view, Some(&second), true)), 7002);
+        p.eject(&second);
+        assert_eq!(port(p.pick(&view, None, true)), 0);
+    }
+
+    #[tokio::test]
+    async fn a_view_sees_the_list_change_after_resolving() {
+        // A hostname is only a replica once resolved; the view was made
+        // before that, so it has to notice the new list.
+        let p = pool(&["http://localhost:7003"]);
+        let view = p.view(0);
+        assert_eq!(port(p.pick(&view, None, false)), 1, "no replica yet");
+        p.resolve().await;
+        assert_eq!(port(p.pick(&view, None, false)), 7003);
+        // Resolving to the same addresses keeps the list, so views keep
+        // theirs rather than copying it again.
+        let generation = p.generation.load(Ordering::Acquire);
+        p.resolve().await;
+        assert_eq!(p.generation.load(Ordering::Acquire), generation);
+    }
 }

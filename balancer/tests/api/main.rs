@@ -901,3 +901,60 @@ async fn the_balancers_own_paths_answer_405_to_other_methods() {
         assert_eq!(up.state.total(), 0, "{} saw a request", up.state.name);
     }
 }
+
+/// Each worker tallies its requests and adds them to the shared metrics
+/// in batches; a scrape through any worker must still count every
+/// request of every worker, exactly once.
+#[tokio::test]
+async fn metrics_count_every_workers_requests_exactly() {
+    let up = Upstream::spawn("tally").await;
+    let text = format!(
+        "[[route]]\nname = \"tally-check\"\nprefix = \"/\"\npool = \"main\"\n\n[pools.main]\nupstreams = [{:?}]\n",
+        up.url()
+    );
+    let table = balancer::routes::Table::parse(&text).unwrap();
+    let config = balancer::config::BalancerConfig::for_tests(table);
+    let options = config.server.clone();
+    let b = balancer::Balancer::start(config).await;
+    let (first, second) = (b.proxy(), b.proxy());
+    let options2 = options.clone();
+    let one =
+        common::testing::spawn(move |l, s| balancer::serve_worker(first, l, options, s)).await;
+    let two =
+        common::testing::spawn(move |l, s| balancer::serve_worker(second, l, options2, s)).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // More than one batch on the first worker, less than one on the
+    // second: both the batches already added and the pending rest count.
+    let batch = balancer::metrics::FLUSH_AT;
+    let (on_one, on_two) = (batch + 44, 5);
+    for (worker, n) in [(&one, on_one), (&two, on_two)] {
+        for _ in 0..n {
+            let resp = http.get(worker.url("/x")).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    let total = on_one + on_two;
+    for scrape in [&two, &one] {
+        let text = common::testing::get_text(&http, &scrape.url("/metrics")).await;
+        let value = |prefix: &str| -> Option<String> {
+            text.lines()
+                .find(|l| l.starts_with(prefix) && l.contains("route=\"tally-check\""))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(
+            value("balancer_requests_total{").as_deref(),
+            Some(total.to_string().as_str()),
+            "{text}"
+        );
+        assert_eq!(
+            value("balancer_request_duration_seconds_count{").as_deref(),
+            Some(total.to_string().as_str()),
+            "{text}"
+        );
+    }
+    assert_eq!(up.state.total(), total);
+    one.stop().await;
+    two.stop().await;
+    b.stop_background().await;
+}
