@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use balancer::config::{binary, load_table, BalancerConfig};
+use balancer::proxy::Proxy;
 use balancer::routes::Target;
 use balancer::Balancer;
 use clap::{Arg, Command};
@@ -174,7 +175,15 @@ fn run(config: BalancerConfig) -> Result<(), String> {
         });
         let mut threads = Vec::new();
         for (i, listener) in listeners.enumerate() {
-            let proxy = balancer.proxy();
+            // The proxy is built on its worker's thread: the allocator
+            // then takes its memory (connection lists, deadlines, metric
+            // tally, replica lists, all written on every request) from that
+            // thread's own pages. Built here on the main thread, the
+            // workers' proxies sat side by side and shared cache lines
+            // (false sharing); with per-worker tallies and replica lists added
+            // that way, 16 of 18 paired `bench/balancer.sh` rounds were slower
+            // than before them (medians 0.97x and 0.91x).
+            let shared = Arc::clone(&balancer.shared);
             let options = options.clone();
             let worker_stop = stop.clone();
             let spawned = std::thread::Builder::new()
@@ -190,6 +199,7 @@ fn run(config: BalancerConfig) -> Result<(), String> {
                         }
                     };
                     rt.block_on(async move {
+                        let proxy = Arc::new(Proxy::new(shared));
                         match tokio::net::TcpListener::from_std(listener) {
                             Ok(l) => {
                                 balancer::serve_worker(proxy, l, options, stop.cancelled_owned())
