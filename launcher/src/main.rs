@@ -229,6 +229,22 @@ async fn wait_ready(layout: &Layout, names: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `cargo run` sets this variable for the program it runs (as
+/// opposed to the user's own cargo settings, such as `CARGO_HOME`,
+/// `CARGO_TARGET_DIR` or `CARGO_PROFILE_*`, which a nested build must
+/// keep).
+fn set_by_cargo_run(key: &str) -> bool {
+    matches!(
+        key,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+            | "OUT_DIR"
+    ) || key.starts_with("CARGO_PKG_")
+}
+
 /// The directory of the service binaries. Run through cargo (which sets
 /// `CARGO`), the services are built first with this executable's profile,
 /// so `cargo run -p launcher` never starts stale binaries.
@@ -245,6 +261,16 @@ async fn locate_binaries(explicit: Option<PathBuf>, names: &[&str]) -> Result<Pa
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut cmd = tokio::process::Command::new(cargo);
         cmd.current_dir(&workspace).arg("build");
+        // `cargo run` gave this process the launcher's package variables
+        // (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, …). Passed on, they differ
+        // from what the outer cargo saw, and a build script that watches
+        // one (ring's watches `CARGO_MANIFEST_DIR`) makes every start
+        // rebuild ring, rustls, reqwest and all the services: ~100 s.
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(set_by_cargo_run) {
+                cmd.env_remove(&key);
+            }
+        }
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -270,4 +296,37 @@ async fn locate_binaries(explicit: Option<PathBuf>, names: &[&str]) -> Result<Pa
         }
     }
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_by_cargo_run;
+
+    #[test]
+    fn a_nested_build_drops_cargo_runs_package_variables_only() {
+        for key in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_CRATE_NAME",
+            "CARGO_PRIMARY_PACKAGE",
+        ] {
+            assert!(
+                set_by_cargo_run(key),
+                "{key} must not reach the nested cargo"
+            );
+        }
+        for key in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_PROFILE_RELEASE_LTO",
+            "CARGO_BUILD_JOBS",
+            "PATH",
+            "RUSTFLAGS",
+        ] {
+            assert!(!set_by_cargo_run(key), "{key} is the user's and must stay");
+        }
+    }
 }
