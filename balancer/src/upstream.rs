@@ -126,12 +126,6 @@ impl Deref for Picked {
     }
 }
 
-impl Picked {
-    pub fn is(&self, other: &Replica) -> bool {
-        std::ptr::eq::<Replica>(&**self, other)
-    }
-}
-
 impl Pool {
     /// A pool whose IP-literal upstreams are replicas at once; hostnames
     /// are filled in by [`Pool::resolve`].
