@@ -41,6 +41,11 @@ impl RouteMetrics {
         }
     }
 
+    /// The route's name, as in its metric labels and the access log.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
     fn add(&self, status: u16, count: u64) {
         let slot = (status as usize).saturating_sub(100).min(STATUSES - 1);
         self.requests[slot]

@@ -251,19 +251,11 @@ impl Proxy {
         }
         let status = resp.status().as_u16();
         let elapsed = started.elapsed().as_secs_f64();
-        let rules = &self.shared.config.table.rules;
-        self.tally.record(
-            &self.shared.metrics,
-            label.index(rules.len()),
-            status,
-            elapsed,
-        );
+        let index = label.index(self.shared.config.table.rules.len());
+        self.tally
+            .record(&self.shared.metrics, index, status, elapsed);
         if let Some((method, path)) = logged {
-            let route_name = match label {
-                Label::Own => "balancer",
-                Label::Unmatched => "unmatched",
-                Label::Rule(i) => rules[i].name.as_str(),
-            };
+            let route_name = self.shared.metrics[index].route();
             // The query string is left out: it can carry search terms.
             log::info!(
                 target: "access",
