@@ -195,7 +195,9 @@ impl Connections {
         // connection sat idle, instead of the next request finding out.
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+        // One flat write per request, as `common::server` does for responses.
         let (sender, connection) = Builder::new()
+            .writev(false)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(io::Error::other)?;
