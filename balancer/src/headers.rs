@@ -186,17 +186,39 @@ pub fn prepare_request(
     }
 }
 
-/// The peer's address as a header value, in one allocation of its exact
-/// size.
+/// The peer's address as a header value, in one allocation.
 fn ip_header_value(peer: IpAddr) -> HeaderValue {
     let value = match peer {
         IpAddr::V4(v4) => {
             let (text, len) = ipv4_text(v4);
-            HeaderValue::from_bytes(&text[..len])
+            shared_value(Inline { text, len })
         }
         IpAddr::V6(v6) => HeaderValue::from_str(&v6.to_string()),
     };
     value.expect("an address is a valid header value")
+}
+
+/// A header value we make and then send twice (to the upstream, and kept
+/// for a retry or the response). `HeaderValue::from_bytes` copies into a
+/// `Bytes` whose first clone allocates again to become shared; one built
+/// on its owner is shared from the start: one allocation, and a clone is
+/// a reference count.
+fn shared_value<const N: usize>(
+    inline: Inline<N>,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(inline))
+}
+
+/// A short text in a fixed buffer: the owner of a shared header value.
+struct Inline<const N: usize> {
+    text: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> AsRef<[u8]> for Inline<N> {
+    fn as_ref(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
 }
 
 /// `X-Forwarded-For: <what came in>, <peer>`; several incoming header
@@ -284,7 +306,7 @@ pub fn generate_request_id() -> HeaderValue {
         out[2 * i] = HEX[(b >> 4) as usize];
         out[2 * i + 1] = HEX[(b & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&out).expect("hex digits are a valid header value")
+    shared_value(Inline { text: out, len: 32 }).expect("hex digits are a valid header value")
 }
 
 /// The incoming id if `common::request_id` would keep it.
@@ -461,6 +483,11 @@ mod tests {
             let mut out = String::new();
             push_ip(&mut out, ip);
             assert_eq!(out, ip.to_string());
+            // The header value (built on its own buffer for IPv4) reads the
+            // same, and so does a clone of it.
+            let value = ip_header_value(ip);
+            assert_eq!(value, ip.to_string().as_str());
+            assert_eq!(value.clone(), value);
         }
     }
 

@@ -412,7 +412,7 @@ impl Proxy {
         let has_host =
             headers::prepare_request(&mut parts.headers, scan, peer.ip(), parts.uri.authority());
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
-        let method = parts.method;
+        let method = parts.method.clone();
         // Only these may be sent twice: repeating them changes nothing.
         let idempotent = matches!(
             method,
@@ -442,12 +442,14 @@ impl Proxy {
             Some(shared) => UpBody::stream(body, limit, Arc::clone(shared)),
             None => UpBody::Empty,
         };
-        let mut up = Request::new(up_body);
-        *up.method_mut() = method.clone();
-        *up.uri_mut() = target.clone();
-        *up.version_mut() = Version::HTTP_11;
-        *up.headers_mut() = parts.headers;
-        let mut pending = Some(up);
+        // The client's request becomes the upstream's in place: its method
+        // and headers stay where they are, and nothing is built only to be
+        // dropped. Extensions (hyper's upgrade handle and the like) belong
+        // to the client connection and do not travel.
+        parts.uri = target.clone();
+        parts.version = Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        let mut pending = Some(Request::from_parts(parts, up_body));
 
         let mut previous: Option<(Picked, Failure)> = None;
         for attempt in 0..MAX_ATTEMPTS {
