@@ -46,17 +46,9 @@ need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  log "installing ${need_apt[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
+apt_install "${need_apt[@]}"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v oha >/dev/null; then
-  log "installing oha (fixed-rate load with latency correction)"
-  cargo install oha --locked
-fi
+ensure_oha
 
 log "building release binaries"
 cargo build --release -q -p balancer -p bench
@@ -70,14 +62,7 @@ require_free "${HELLO_ADDR##*:}" "${BALANCER_ADDR##*:}" "${NGINX_ADDR##*:}"
 pids+=($!)
 wait_for "http://$HELLO_ADDR/"
 
-cat >"$TMP/routes.toml" <<EOF
-[[route]]
-prefix = "/"
-pool = "hello"
-
-[pools.hello]
-upstreams = ["http://$HELLO_ADDR"]
-EOF
+write_hello_routes "$TMP/routes.toml" "$HELLO_ADDR"
 RUST_LOG=warn BALANCER_WORKERS=${BALANCER_WORKERS:-2} \
   "${BALANCER_BIN:-$ROOT/target/release/balancer}" --routes "$TMP/routes.toml" --listen "$BALANCER_ADDR" \
   --health-path / 2>"$TMP/balancer.log" &
@@ -92,43 +77,7 @@ if [ -n "${BASELINE_BIN:-}" ]; then
   wait_for "http://$BASELINE_ADDR/healthz"
 fi
 
-mkdir -p "$TMP/nginx"
-user_line=""
-[ "$(id -u)" = 0 ] && user_line="user root;"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-$user_line
-worker_processes 2;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-daemon off;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/body;
-  proxy_temp_path $TMP/nginx/proxy;
-  fastcgi_temp_path $TMP/nginx/fastcgi;
-  uwsgi_temp_path $TMP/nginx/uwsgi;
-  scgi_temp_path $TMP/nginx/scgi;
-  upstream hello {
-    server $HELLO_ADDR;
-    keepalive 128;
-  }
-  server {
-    listen $NGINX_ADDR reuseport;
-    location / {
-      proxy_pass http://hello;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$http_host;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$http_host;
-      proxy_set_header X-Request-Id \$request_id;
-      add_header X-Request-Id \$request_id always;
-    }
-  }
-}
-EOF
+write_nginx_conf "$TMP/nginx" "$NGINX_ADDR" "$HELLO_ADDR"
 "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" 2>"$TMP/nginx/stderr.log" &
 pids+=($!)
 wait_for "http://$NGINX_ADDR/"

@@ -11,6 +11,24 @@ ensure_wrk() {
     fi
 }
 
+# Installs the Debian packages named (callers pass only what is missing).
+apt_install() {
+    [ $# -gt 0 ] || return 0
+    echo "[bench] installing $*" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Installs oha (fixed-rate load with latency correction) from crates.io
+# when it is missing, and puts cargo's bin directory on PATH.
+ensure_oha() {
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if ! command -v oha >/dev/null; then
+        echo "[bench] installing oha" >&2
+        cargo install oha --locked
+    fi
+}
+
 # A scratch directory, and a trap that stops every pid in `pids` (only what
 # the script started) and removes the directory.
 work=$(mktemp -d)
@@ -81,4 +99,62 @@ to_ms() {
 # The median of the numbers on standard input, one per line.
 median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# A route table sending everything to the bare hello server at $2 (host:port).
+write_hello_routes() {
+    cat >"$1" <<EOF
+[[route]]
+prefix = "/"
+pool = "hello"
+
+[pools.hello]
+upstreams = ["http://$2"]
+EOF
+}
+
+# nginx configured as the balancer is in the benchmarks, in directory $1:
+# listening on $2, proxying to $3 over kept-alive HTTP/1.1 connections,
+# passing the client's Host, adding X-Forwarded-For/-Proto/-Host and a
+# request id (returned to the client too), no access log, two workers with
+# SO_REUSEPORT listeners.
+write_nginx_conf() {
+    local dir=$1 listen=$2 upstream=$3
+    mkdir -p "$dir"
+    local user_line=""
+    [ "$(id -u)" = 0 ] && user_line="user root;"
+    cat >"$dir/nginx.conf" <<EOF
+$user_line
+worker_processes 2;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
+  upstream hello {
+    server $upstream;
+    keepalive 128;
+  }
+  server {
+    listen $listen reuseport;
+    location / {
+      proxy_pass http://hello;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$http_host;
+      proxy_set_header X-Request-Id \$request_id;
+      add_header X-Request-Id \$request_id always;
+    }
+  }
+}
+EOF
 }

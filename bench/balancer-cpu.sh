@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# CPU per proxied request: the balancer against nginx (or against another
+# balancer build), both loaded at the same time.
+#
+# The latency table of bench/balancer.sh moves by 10-20 % from round to
+# round on a shared 2-core machine, far more than the differences between
+# two builds of the balancer. Here both proxies run side by side in front
+# of the same bare hyper server, each gets the same fixed rate from its own
+# oha at the same time, and each one's CPU time (perf stat task-clock, user
+# and kernel) is divided by the requests it answered: drift of the machine
+# hits both alike, and the per-round ratio is steady to about 1-2 %. The
+# first slot is favoured by about 1 % (the same build in both slots gives
+# 0.98-1.00), so compare builds in both orders.
+#
+# Usage: bench/balancer-cpu.sh               (balancer against nginx)
+#   ROUNDS=7 RATE=5000 bench/balancer-cpu.sh
+#   BALANCER_BIN=/path/to/new BASELINE_BIN=/path/to/old bench/balancer-cpu.sh
+#       (two balancer builds instead of balancer and nginx)
+
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+ROUNDS=${ROUNDS:-5}
+RATE=${RATE:-5000}
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-32}
+HELLO_ADDR=127.0.0.1:19000
+A_ADDR=127.0.0.1:19080
+B_ADDR=127.0.0.1:19082
+
+log() { echo "[bench] $*" >&2; }
+
+# --- tools -----------------------------------------------------------------
+need_apt=()
+command -v perf >/dev/null || need_apt+=(linux-perf)
+command -v jq >/dev/null || need_apt+=(jq)
+command -v curl >/dev/null || need_apt+=(curl)
+[ -z "${BASELINE_BIN:-}" ] && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && need_apt+=(nginx-light)
+apt_install "${need_apt[@]}"
+ensure_oha
+log "building release binaries"
+cargo build --release -q -p balancer -p bench
+
+# --- processes (lib.sh stops every pid in `pids` and removes `$work`) ---
+require_free "${HELLO_ADDR##*:}" "${A_ADDR##*:}" "${B_ADDR##*:}"
+"$ROOT/target/release/hello" "$HELLO_ADDR" 2>"$work/hello.log" &
+pids+=($!)
+wait_for "http://$HELLO_ADDR/"
+write_hello_routes "$work/routes.toml" "$HELLO_ADDR"
+
+start_balancer() { # binary, address; sets `started` to its pid
+  RUST_LOG=warn BALANCER_WORKERS=2 "$1" --routes "$work/routes.toml" --listen "$2" \
+    --health-path / 2>>"$work/balancer.log" &
+  started=$!
+  pids+=("$started")
+  wait_for "http://$2/healthz"
+}
+start_balancer "${BALANCER_BIN:-$ROOT/target/release/balancer}" "$A_ADDR"
+A_PIDS=$started
+A_NAME=balancer
+if [ -n "${BASELINE_BIN:-}" ]; then
+  start_balancer "$BASELINE_BIN" "$B_ADDR"
+  B_PIDS=$started
+  B_NAME=baseline
+else
+  write_nginx_conf "$work/nginx" "$B_ADDR" "$HELLO_ADDR"
+  "$(command -v nginx || echo /usr/sbin/nginx)" -p "$work/nginx" -c "$work/nginx/nginx.conf" \
+    2>"$work/nginx/stderr.log" &
+  nginx_master=$!
+  pids+=("$nginx_master")
+  wait_for "http://$B_ADDR/"
+  # The workers do the proxying; the master only watches them.
+  B_PIDS=$(pgrep -P "$nginx_master" | paste -sd,)
+  B_NAME=nginx
+fi
+
+load() { # url, output file
+  oha -z "$DURATION" -c "$CONNS" -q "$RATE" --no-tui --output-format json "$1" >"$2"
+}
+
+log "warming up"
+load "http://$A_ADDR/" /dev/null & load "http://$B_ADDR/" /dev/null; wait $!
+
+RESULTS=$work/results.txt
+: >"$RESULTS"
+for round in $(seq 1 "$ROUNDS"); do
+  perf stat -x, -e task-clock -p "$A_PIDS" -o "$work/a.perf" & perf_a=$!
+  perf stat -x, -e task-clock -p "$B_PIDS" -o "$work/b.perf" & perf_b=$!
+  sleep 0.3
+  load "http://$A_ADDR/" "$work/a.json" & load_a=$!
+  load "http://$B_ADDR/" "$work/b.json"
+  wait "$load_a"
+  kill -INT "$perf_a" "$perf_b"
+  wait "$perf_a" "$perf_b" || true
+  a_ms=$(grep task-clock "$work/a.perf" | cut -d, -f1)
+  b_ms=$(grep task-clock "$work/b.perf" | cut -d, -f1)
+  a_n=$(jq '.statusCodeDistribution["200"] // 0' "$work/a.json")
+  b_n=$(jq '.statusCodeDistribution["200"] // 0' "$work/b.json")
+  line=$(awk -v am="$a_ms" -v an="$a_n" -v bm="$b_ms" -v bn="$b_n" \
+    'BEGIN { a = am * 1000 / an; b = bm * 1000 / bn; printf "%.2f %.2f %.3f", a, b, a / b }')
+  echo "$line" >>"$RESULTS"
+  read -r a b r <<<"$line"
+  log "round $round: $A_NAME ${a} us/request, $B_NAME ${b} us/request, ratio $r"
+done
+
+echo
+echo "CPU per request, $ROUNDS rounds, both proxies at $RATE req/s at once (oha -c$CONNS -z$DURATION each; $(nproc) cores)"
+printf "%-10s %14s\n" "" "us/request"
+printf "%-10s %14.2f\n" "$A_NAME" "$(awk '{print $1}' "$RESULTS" | median)"
+printf "%-10s %14.2f\n" "$B_NAME" "$(awk '{print $2}' "$RESULTS" | median)"
+printf "%-10s %13.3fx   [ %s]\n" "$A_NAME/$B_NAME" "$(awk '{print $3}' "$RESULTS" | median)" \
+  "$(awk '{printf "%s ", $3}' "$RESULTS")"
+echo "(lower is better; the first slot, $A_NAME, is favoured by about 1 %)"
