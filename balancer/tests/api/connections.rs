@@ -1,6 +1,8 @@
-//! The balancer's own upstream connections: kept and reused, replaced when
-//! the upstream closed them while idle (for any method, since nothing was
-//! sent on them), and closed after the idle timeout.
+//! The balancer's own upstream connections: kept and reused (after
+//! answers with a body, without one, and many at once), replaced when the
+//! upstream closed them while idle (for any method, since nothing was
+//! sent on them), closed after the idle timeout, and never reused after a
+//! response the client abandoned halfway.
 //!
 //! The upstream here is raw TCP, so the test sees connections exactly: how
 //! many the balancer opened for real requests, and when it closed them.
@@ -32,7 +34,15 @@ struct Seen {
     requests: AtomicUsize,
     /// Connections the balancer closed while they were idle.
     closed_by_balancer: AtomicUsize,
+    /// Connections the balancer closed while a response on them was
+    /// still being sent.
+    closed_mid_body: AtomicUsize,
 }
+
+/// The length `GET /big/…` announces; it sends only the first [`SENT`]
+/// bytes, then waits.
+const ANNOUNCED: usize = 1 << 20;
+const SENT: usize = 64 * 1024;
 
 /// A keep-alive HTTP/1.1 upstream on raw TCP answering `200 ok`.
 async fn raw_upstream(after: AfterAnswer) -> (String, Arc<Seen>) {
@@ -67,9 +77,28 @@ async fn serve_connection(mut sock: TcpStream, after: AfterAnswer, seen: Arc<See
             }
             seen.requests.fetch_add(1, Ordering::SeqCst);
         }
-        let answer =
-            format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-body-len: {body_len}\r\n\r\nok");
+        // `HEAD` and `GET /empty/…` answer without a body (hyper never
+        // polls such a body); `GET /big/…` sends part of a large one.
+        let answer = if head.starts_with("head ") {
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n".to_string()
+        } else if head.starts_with("get /empty/") {
+            "HTTP/1.1 204 No Content\r\n\r\n".to_string()
+        } else if head.starts_with("get /big/") {
+            let mut answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {ANNOUNCED}\r\n\r\n");
+            answer.push_str(&"x".repeat(SENT));
+            answer
+        } else {
+            format!("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-body-len: {body_len}\r\n\r\nok")
+        };
         if sock.write_all(answer.as_bytes()).await.is_err() {
+            return;
+        }
+        if head.starts_with("get /big/") {
+            // The rest never comes; the balancer can only close it.
+            let mut rest = [0u8; 64];
+            if let Ok(0) | Err(_) = sock.read(&mut rest).await {
+                seen.closed_mid_body.fetch_add(1, Ordering::SeqCst);
+            }
             return;
         }
         if after == AfterAnswer::CloseQuietly && !health {
@@ -166,5 +195,90 @@ async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
     .await;
     // A request afterwards opens a new connection and works.
     assert_eq!(shop.get("/item/2").await.status(), 200);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn answers_without_a_body_leave_the_connection_reusable() {
+    let (url, seen) = raw_upstream(AfterAnswer::KeepAlive).await;
+    let shop = spawn_balancer(&table("", &[url]), |_| {}).await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    for i in 0..6 {
+        let resp = client
+            .head(shop.url(&format!("/item/{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "HEAD {i}");
+        assert_eq!(
+            shop.get(&format!("/empty/{i}")).await.status(),
+            204,
+            "204 {i}"
+        );
+    }
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 12);
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        1,
+        "answers without a body give their connection back as well"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_open_connections_that_are_then_reused() {
+    let (url, seen) = raw_upstream(AfterAnswer::KeepAlive).await;
+    let shop = spawn_balancer(&table("", &[url]), |_| {}).await;
+    // Separate clients: each request arrives on its own client connection,
+    // so they are in flight together.
+    let burst = |round: usize| {
+        let shop = &shop;
+        futures::future::join_all((0..8).map(move |i| async move {
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            let resp = client
+                .get(shop.url(&format!("/item/{round}-{i}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.text().await.unwrap(), "ok");
+        }))
+    };
+    burst(0).await;
+    let opened = seen.connections.load(Ordering::SeqCst);
+    assert!(
+        (1..=8).contains(&opened),
+        "{opened} connections for 8 requests"
+    );
+    for round in 1..4 {
+        burst(round).await;
+    }
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 32);
+    assert!(
+        seen.connections.load(Ordering::SeqCst) <= 8,
+        "later bursts reuse the connections of the first: {} opened",
+        seen.connections.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test]
+async fn a_response_the_client_abandoned_closes_its_upstream_connection() {
+    let (url, seen) = raw_upstream(AfterAnswer::KeepAlive).await;
+    let shop = spawn_balancer(&table("", &[url]), |_| {}).await;
+    let mut resp = shop.get("/big/1").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.content_length(), Some(ANNOUNCED as u64));
+    assert!(resp.chunk().await.unwrap().is_some(), "the body starts");
+    drop(resp);
+    // The half-sent response cannot be followed by another request on
+    // that connection: the balancer closes it…
+    common::testing::eventually("the connection closed", Duration::from_secs(5), || {
+        let closed = seen.closed_mid_body.load(Ordering::SeqCst) == 1;
+        async move { closed.then_some(()) }
+    })
+    .await;
+    // …and the next request goes over a new one.
+    let resp = shop.get("/item/2").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ok");
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
 }
