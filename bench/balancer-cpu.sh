@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# CPU per proxied request: the balancer against nginx (or against another
-# balancer build), both loaded at the same time.
+# CPU per proxied request and latency: the balancer against nginx (or
+# against another balancer build), both loaded at the same time.
 #
 # The latency table of bench/balancer.sh moves by 10-20 % from round to
 # round on a shared 2-core machine, far more than the differences between
@@ -11,6 +11,13 @@
 # hits both alike, and the per-round ratio is steady to about 1-2 %. The
 # first slot is favoured by about 1 % (the same build in both slots gives
 # 0.98-1.00), so compare builds in both orders.
+#
+# The same rounds give each proxy's p50 and p99 (oha, corrected for
+# coordinated omission): both see the same machine at the same moment, so
+# the per-round latency ratio is far steadier than bench/balancer.sh's,
+# where the two run seconds apart. The machine carries twice RATE in all
+# (the default, 5000 each, loads it as one proxy at 10k req/s does). The
+# two loads start in turn, one first on odd rounds, the other on even ones.
 #
 # Usage: bench/balancer-cpu.sh               (balancer against nginx)
 #   ROUNDS=7 RATE=5000 bench/balancer-cpu.sh
@@ -78,7 +85,8 @@ else
 fi
 
 load() { # url, output file
-  oha -z "$DURATION" -c "$CONNS" -q "$RATE" --no-tui --output-format json "$1" >"$2"
+  oha -z "$DURATION" -c "$CONNS" -q "$RATE" --latency-correction --no-tui \
+    --output-format json "$1" >"$2"
 }
 
 log "warming up"
@@ -90,9 +98,14 @@ for round in $(seq 1 "$ROUNDS"); do
   perf stat -x, -e task-clock -p "$A_PIDS" -o "$work/a.perf" & perf_a=$!
   perf stat -x, -e task-clock -p "$B_PIDS" -o "$work/b.perf" & perf_b=$!
   sleep 0.3
-  load "http://$A_ADDR/" "$work/a.json" & load_a=$!
-  load "http://$B_ADDR/" "$work/b.json"
-  wait "$load_a"
+  if [ $((round % 2)) = 1 ]; then
+    load "http://$A_ADDR/" "$work/a.json" & first=$!
+    load "http://$B_ADDR/" "$work/b.json"
+  else
+    load "http://$B_ADDR/" "$work/b.json" & first=$!
+    load "http://$A_ADDR/" "$work/a.json"
+  fi
+  wait "$first"
   kill -INT "$perf_a" "$perf_b"
   wait "$perf_a" "$perf_b" || true
   a_ms=$(grep task-clock "$work/a.perf" | cut -d, -f1)
@@ -101,9 +114,13 @@ for round in $(seq 1 "$ROUNDS"); do
   b_n=$(jq '.statusCodeDistribution["200"] // 0' "$work/b.json")
   line=$(awk -v am="$a_ms" -v an="$a_n" -v bm="$b_ms" -v bn="$b_n" \
     'BEGIN { a = am * 1000 / an; b = bm * 1000 / bn; printf "%.2f %.2f %.3f", a, b, a / b }')
-  echo "$line" >>"$RESULTS"
+  percentiles='"\(.latencyPercentiles.p50 * 1000) \(.latencyPercentiles.p99 * 1000)"'
+  read -r a50 a99 <<<"$(jq -r "$percentiles" "$work/a.json")"
+  read -r b50 b99 <<<"$(jq -r "$percentiles" "$work/b.json")"
+  echo "$line $a50 $a99 $b50 $b99" >>"$RESULTS"
   read -r a b r <<<"$line"
-  log "round $round: $A_NAME ${a} us/request, $B_NAME ${b} us/request, ratio $r"
+  log "round $round: $A_NAME ${a} us/request, $B_NAME ${b} us/request, ratio $r;" \
+    "p50/p99 $A_NAME $(printf "%.3f/%.3f" "$a50" "$a99") ms, $B_NAME $(printf "%.3f/%.3f" "$b50" "$b99") ms"
 done
 
 echo
@@ -114,3 +131,17 @@ printf "%-10s %14.2f\n" "$B_NAME" "$(awk '{print $2}' "$RESULTS" | median)"
 printf "%-10s %13.3fx   [ %s]\n" "$A_NAME/$B_NAME" "$(awk '{print $3}' "$RESULTS" | median)" \
   "$(awk '{printf "%s ", $3}' "$RESULTS")"
 echo "(lower is better; the first slot, $A_NAME, is favoured by about 1 %)"
+
+# Columns of $RESULTS: 1-3 CPU, 4-5 first proxy's p50 and p99, 6-7 second's.
+column_ratio() { awk -v x="$1" -v y="$2" '{ printf "%.3f\n", $x / $y }' "$RESULTS"; }
+echo
+echo "Latency in the same rounds (oha --latency-correction), medians in ms"
+printf "%-16s %10s %10s %10s   %s\n" "" "$A_NAME" "$B_NAME" "ratio" "ratio per round"
+for p in "p50 4 6" "p99 5 7"; do
+  read -r name x y <<<"$p"
+  printf "%-16s %10.3f %10.3f %9.3fx   [ %s]\n" "$name" \
+    "$(awk -v c="$x" '{print $c}' "$RESULTS" | median)" \
+    "$(awk -v c="$y" '{print $c}' "$RESULTS" | median)" \
+    "$(column_ratio "$x" "$y" | median)" "$(column_ratio "$x" "$y" | tr '\n' ' ')"
+done
+echo "(ratio: the median of the per-round $A_NAME/$B_NAME ratios; lower is better)"
