@@ -13,8 +13,16 @@
 //! done. One background task per loop advances a coarse clock and cuts off
 //! connections idle for longer than the limit; a connection reads one
 //! atomic flag when polled.
+//!
+//! A connection also ends when its client hangs up while a request is in
+//! progress (see [`Watched::hang_up_with`]). hyper notices that itself by
+//! reading the socket mid-request, but each such read first reserves a
+//! fresh 8 KiB buffer (the old one is still shared with the request's
+//! header values); `common::server` turns that read off (`half_close`)
+//! and lets the poller's `EPOLLRDHUP` tell instead.
 
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -24,6 +32,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use slab::Slab;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::sync::lock;
 
@@ -95,8 +105,9 @@ impl Served {
     }
 
     /// Runs `connection` for `conn` (from [`Served::open`]): resolves to
-    /// its output, or to `None` if it was cut off for idleness. When the
-    /// loop drains, `begin_shutdown` is called on it once.
+    /// its output, or to `None` if it was cut off (idle for too long, or
+    /// its client hung up mid-request). When the loop drains,
+    /// `begin_shutdown` is called on it once.
     pub fn watch<C, F>(&self, conn: Arc<Conn>, connection: C, begin_shutdown: F) -> Watched<C, F>
     where
         C: Future,
@@ -108,6 +119,7 @@ impl Served {
             conn,
             registry: Arc::downgrade(&self.registry),
             waker: None,
+            hang_up: None,
         }
     }
 
@@ -208,6 +220,48 @@ pub struct Watched<C, F> {
     /// A copy of the waker registered in `conn`, to notice a change
     /// without taking the lock.
     waker: Option<Waker>,
+    /// A second descriptor of the client's socket, registered for reading
+    /// only, to learn that the client hung up; see [`Watched::hang_up_with`].
+    hang_up: Option<AsyncFd<OwnedFd>>,
+}
+
+impl<C, F> Watched<C, F> {
+    /// Ends the connection when the client hangs up (closes or resets its
+    /// side) while one of its requests is in progress, as hyper does by
+    /// default. `socket` is a duplicate of the client's socket
+    /// (`try_clone_to_owned`); it only waits for readiness, it never reads.
+    /// Must be called inside a tokio runtime. Without it (or if the
+    /// registration fails) a hang-up is noticed at the next write.
+    pub fn hang_up_with(mut self, socket: OwnedFd) -> Self {
+        // SAFETY: an `OwnedFd` is a valid open descriptor, closed only when
+        // it is dropped, and `AsyncFd` owns it until then.
+        match unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) } {
+            Ok(fd) => self.hang_up = Some(fd),
+            Err(e) => log::debug!("cannot watch a connection for hang-ups: {e}"),
+        }
+        self
+    }
+
+    /// Whether the client has hung up. Readiness left over from data (the
+    /// request, or a pipelined next one, which hyper reads itself) is
+    /// cleared, so that the next change wakes this task.
+    fn client_hung_up(&self, cx: &mut Context<'_>) -> bool {
+        let Some(fd) = &self.hang_up else {
+            return false;
+        };
+        while let Poll::Ready(ready) = fd.poll_read_ready(cx) {
+            match ready {
+                Ok(mut guard) => {
+                    if guard.ready().is_read_closed() {
+                        return true;
+                    }
+                    guard.clear_ready();
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
 }
 
 // The connection is boxed and the callback is never pinned (it is moved
@@ -244,6 +298,11 @@ impl<C: Future, F: FnOnce(Pin<&mut C>)> Future for Watched<C, F> {
                     begin(this.connection.as_mut());
                 }
             }
+        }
+        // Between requests hyper reads the socket and sees a hang-up
+        // itself; during one it does not (`half_close`), so this looks.
+        if this.conn.in_flight.load(Ordering::SeqCst) > 0 && this.client_hung_up(cx) {
+            return Poll::Ready(None);
         }
         this.connection.as_mut().poll(cx).map(Some)
     }

@@ -2,7 +2,8 @@
 //! answers with a body, without one, and many at once), replaced when the
 //! upstream closed them while idle (for any method, since nothing was
 //! sent on them), closed after the idle timeout, and never reused after a
-//! response the client abandoned halfway.
+//! response the client abandoned halfway; and closed when the client hangs
+//! up while waiting for an answer.
 //!
 //! The upstream here is raw TCP, so the test sees connections exactly: how
 //! many the balancer opened for real requests, and when it closed them.
@@ -37,6 +38,9 @@ struct Seen {
     /// Connections the balancer closed while a response on them was
     /// still being sent.
     closed_mid_body: AtomicUsize,
+    /// Connections the balancer closed while waiting for an answer that
+    /// never came (`GET /hang/…`).
+    closed_unanswered: AtomicUsize,
 }
 
 /// The length `GET /big/…` announces; it sends only the first [`SENT`]
@@ -77,6 +81,14 @@ async fn serve_connection(mut sock: TcpStream, after: AfterAnswer, seen: Arc<See
             }
             seen.requests.fetch_add(1, Ordering::SeqCst);
         }
+        if head.starts_with("get /hang/") {
+            // No answer ever; only the balancer can end this.
+            let mut rest = [0u8; 64];
+            if let Ok(0) | Err(_) = sock.read(&mut rest).await {
+                seen.closed_unanswered.fetch_add(1, Ordering::SeqCst);
+            }
+            return;
+        }
         // `HEAD` and `GET /empty/…` answer without a body (hyper never
         // polls such a body); `GET /big/…` sends part of a large one.
         let answer = if head.starts_with("head ") {
@@ -106,6 +118,16 @@ async fn serve_connection(mut sock: TcpStream, after: AfterAnswer, seen: Arc<See
             return;
         }
     }
+}
+
+/// Waits (up to 5 s) until `counter` reads `n`; `what` names the wait in
+/// the failure message.
+async fn until_counted(what: &str, counter: &AtomicUsize, n: usize) {
+    common::testing::eventually(what, Duration::from_secs(5), || {
+        let reached = counter.load(Ordering::SeqCst) == n;
+        async move { reached.then_some(()) }
+    })
+    .await;
 }
 
 /// Reads one request (head and `Content-Length` body) from `sock`,
@@ -188,11 +210,7 @@ async fn idle_upstream_connections_are_closed_after_the_idle_timeout() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(seen.closed_by_balancer.load(Ordering::SeqCst), 0);
     // …and closed by the balancer once it has passed.
-    common::testing::eventually("the idle connection closed", Duration::from_secs(5), || {
-        let closed = seen.closed_by_balancer.load(Ordering::SeqCst) == 1;
-        async move { closed.then_some(()) }
-    })
-    .await;
+    until_counted("the idle connection closed", &seen.closed_by_balancer, 1).await;
     // A request afterwards opens a new connection and works.
     assert_eq!(shop.get("/item/2").await.status(), 200);
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
@@ -271,14 +289,34 @@ async fn a_response_the_client_abandoned_closes_its_upstream_connection() {
     drop(resp);
     // The half-sent response cannot be followed by another request on
     // that connection: the balancer closes it…
-    common::testing::eventually("the connection closed", Duration::from_secs(5), || {
-        let closed = seen.closed_mid_body.load(Ordering::SeqCst) == 1;
-        async move { closed.then_some(()) }
-    })
-    .await;
+    until_counted("the connection closed", &seen.closed_mid_body, 1).await;
     // …and the next request goes over a new one.
     let resp = shop.get("/item/2").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "ok");
     assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_client_that_hangs_up_while_waiting_ends_its_upstream_exchange() {
+    let (url, seen) = raw_upstream(AfterAnswer::KeepAlive).await;
+    // The route's deadline (15 s by default) is far off: only the hang-up
+    // can end the exchange within the wait below.
+    let shop = spawn_balancer(&table("", &[url]), |_| {}).await;
+    let mut client = TcpStream::connect(shop.balancer.addr).await.unwrap();
+    client
+        .write_all(b"GET /hang/1 HTTP/1.1\r\nhost: shop\r\n\r\n")
+        .await
+        .unwrap();
+    until_counted("the request reached the upstream", &seen.requests, 1).await;
+    drop(client);
+    until_counted(
+        "the balancer closed the unanswered exchange",
+        &seen.closed_unanswered,
+        1,
+    )
+    .await;
+    // The balancer still serves.
+    let resp = shop.get("/item/2").await;
+    assert_eq!(resp.status(), 200);
 }
