@@ -39,10 +39,23 @@ impl Binary {
     pub fn start(&self, cmd: Command) -> Result<(ArgMatches, Config), ExitCode> {
         let matches = cmd.get_matches();
         crate::logging::init();
+        raise_open_file_limit();
         match Config::load(self.prefix, &self.settings, &matches) {
             Ok(config) => Ok((matches, config)),
             Err(e) => Err(fail(self.name, "configuration error", e)),
         }
+    }
+}
+
+/// Raises this process's soft limit on open files to its hard limit. Each
+/// client connection takes two descriptors (the socket and the duplicate
+/// `common::served` watches for hang-ups), and a soft limit of 1024 — the
+/// default of many shells and of systemd — would cap a service at about
+/// 500 connections however high its hard limit.
+pub fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => log::debug!("open-file limit: {limit}"),
+        Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
 }
 
