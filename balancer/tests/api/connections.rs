@@ -83,11 +83,7 @@ async fn serve_connection(mut sock: TcpStream, after: AfterAnswer, seen: Arc<See
         }
         if head.starts_with("get /hang/") {
             // No answer ever; only the balancer can end this.
-            let mut rest = [0u8; 64];
-            if let Ok(0) | Err(_) = sock.read(&mut rest).await {
-                seen.closed_unanswered.fetch_add(1, Ordering::SeqCst);
-            }
-            return;
+            return count_when_closed(&mut sock, &seen.closed_unanswered).await;
         }
         // `HEAD` and `GET /empty/…` answer without a body (hyper never
         // polls such a body); `GET /big/…` sends part of a large one.
@@ -107,16 +103,21 @@ async fn serve_connection(mut sock: TcpStream, after: AfterAnswer, seen: Arc<See
         }
         if head.starts_with("get /big/") {
             // The rest never comes; the balancer can only close it.
-            let mut rest = [0u8; 64];
-            if let Ok(0) | Err(_) = sock.read(&mut rest).await {
-                seen.closed_mid_body.fetch_add(1, Ordering::SeqCst);
-            }
-            return;
+            return count_when_closed(&mut sock, &seen.closed_mid_body).await;
         }
         if after == AfterAnswer::CloseQuietly && !health {
             tokio::time::sleep(Duration::from_millis(50)).await;
             return;
         }
+    }
+}
+
+/// Waits for the balancer to close `sock` (it sends nothing more on it),
+/// then counts that in `closed`.
+async fn count_when_closed(sock: &mut TcpStream, closed: &AtomicUsize) {
+    let mut rest = [0u8; 64];
+    if let Ok(0) | Err(_) = sock.read(&mut rest).await {
+        closed.fetch_add(1, Ordering::SeqCst);
     }
 }
 
