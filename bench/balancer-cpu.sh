@@ -128,9 +128,9 @@ echo "CPU per request, $ROUNDS rounds, both proxies at $RATE req/s at once (oha 
 printf "%-10s %14s\n" "" "us/request"
 printf "%-10s %14.2f\n" "$A_NAME" "$(awk '{print $1}' "$RESULTS" | median)"
 printf "%-10s %14.2f\n" "$B_NAME" "$(awk '{print $2}' "$RESULTS" | median)"
-read -r lo hi cover <<<"$(awk '{print $3}' "$RESULTS" | median_ci)"
-printf "%-10s %13.3fx   %.3f-%.3f (%s %%)   [ %s]\n" "$A_NAME/$B_NAME" "$(awk '{print $3}' "$RESULTS" | median)" \
-  "$lo" "$hi" "$cover" "$(awk '{printf "%s ", $3}' "$RESULTS")"
+read -r mid lo hi cover <<<"$(awk '{print $3}' "$RESULTS" | median_ci)"
+printf "%-10s %13.3fx   %.3f-%.3f (%s %%)   [ %s]\n" "$A_NAME/$B_NAME" "$mid" "$lo" "$hi" "$cover" \
+  "$(awk '{printf "%s ", $3}' "$RESULTS")"
 echo "(lower is better; the first slot, $A_NAME, is favoured by about 1 %)"
 
 # Columns of $RESULTS: 1-3 CPU, 4-5 first proxy's p50 and p99, 6-7 second's.
@@ -140,11 +140,11 @@ echo "Latency in the same rounds (oha --latency-correction), medians in ms"
 printf "%-16s %10s %10s %10s   %-22s %s\n" "" "$A_NAME" "$B_NAME" "ratio" "interval" "ratio per round"
 for p in "p50 4 6" "p99 5 7"; do
   read -r name x y <<<"$p"
-  read -r lo hi cover <<<"$(column_ratio "$x" "$y" | median_ci)"
+  read -r mid lo hi cover <<<"$(column_ratio "$x" "$y" | median_ci)"
   printf "%-16s %10.3f %10.3f %9.3fx   %-22s [ %s]\n" "$name" \
     "$(awk -v c="$x" '{print $c}' "$RESULTS" | median)" \
     "$(awk -v c="$y" '{print $c}' "$RESULTS" | median)" \
-    "$(column_ratio "$x" "$y" | median)" "$(printf "%.3f-%.3f (%s %%)" "$lo" "$hi" "$cover")" \
+    "$mid" "$(printf "%.3f-%.3f (%s %%)" "$lo" "$hi" "$cover")" \
     "$(column_ratio "$x" "$y" | tr '\n' ' ')"
 done
 echo "(ratio: the median of the per-round $A_NAME/$B_NAME ratios, lower is better; interval: the"

@@ -101,24 +101,25 @@ median() {
     sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# A confidence interval for the median of the numbers on standard input
-# (one per line), free of any assumption about their distribution: the
-# k-th smallest and k-th largest value, with k the largest rank for which
-# the chance that the true median lies outside is at most 5 % (binomial
-# with p = 1/2). Prints "low high coverage%"; with fewer than 6 values no
-# such k exists and the range is printed with its (lower) coverage. A
-# ratio whose interval holds 1 is a difference the rounds cannot tell
-# from noise.
+# The median of the numbers on standard input (one per line) with a
+# confidence interval for it that assumes nothing about their
+# distribution: the k-th smallest and k-th largest value, with k the
+# largest rank for which the chance that the true median lies outside is
+# at most 5 % (binomial with p = 1/2). Prints "median low high coverage%";
+# with fewer than 6 values no such k exists and the range is printed with
+# its (lower) coverage. A ratio whose interval holds 1 is a difference the
+# rounds cannot tell from noise.
 median_ci() {
     sort -g | awk '{ v[NR] = $1 } END {
         n = NR; k = 1; term = 0.5 ^ n; tail = term
+        median = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
         # tail = P(B <= k - 1); grow k while P(B <= k) stays within 2.5 %.
         while (k < n / 2) {
             term = term * (n - k + 1) / k
             if (tail + term > 0.025) break
             tail += term; k++
         }
-        printf "%s %s %.0f\n", v[k], v[n - k + 1], (1 - 2 * tail) * 100
+        printf "%s %s %s %.0f\n", median, v[k], v[n - k + 1], (1 - 2 * tail) * 100
     }'
 }
 
