@@ -7,7 +7,8 @@
 # interleaved rounds of: direct, via balancer, via nginx — saturation
 # throughput (wrk -t2 -c64 -d5s) and p99 latency at fixed rates (oha -q
 # with latency correction, default 5000 and 10000 req/s) — and prints the
-# medians with ratios. Everything it starts is stopped on exit.
+# medians with ratios. The proxies take turns in the order they run
+# within a round. Everything it starts is stopped on exit.
 #
 # Usage: bench/balancer.sh            (from anywhere in the repo)
 #   ROUNDS=7 RATES="5000 10000 15000" DURATION=5s bench/balancer.sh
@@ -106,8 +107,13 @@ p99_at() {
 log "warming up"
 for t in "${TARGETS[@]}"; do wrk -t2 -c"$CONNS" -d2s "${URL[$t]}" >/dev/null; done
 
+# Direct runs first in every round; the proxies after it take turns going
+# first (rotated one place a round), so neither always follows the direct
+# run's load or always runs last, and order cannot lean the paired ratios.
+PROXIES=("${TARGETS[@]:1}")
 for round in $(seq 1 "$ROUNDS"); do
-  for t in "${TARGETS[@]}"; do
+  k=$(((round - 1) % ${#PROXIES[@]}))
+  for t in direct "${PROXIES[@]:k}" "${PROXIES[@]:0:k}"; do
     rps=$(saturation "${URL[$t]}")
     echo "$t rps $rps" >>"$RESULTS"
     line="round $round $t: ${rps} req/s"
