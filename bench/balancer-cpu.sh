@@ -19,6 +19,8 @@
 # (the default, 5000 each, loads it as one proxy at 10k req/s does). The
 # two loads start in turn, one first on odd rounds, the other on even ones.
 #
+# Last, each proxy alone at RATE, its system calls a request.
+#
 # Usage: bench/balancer-cpu.sh               (balancer against nginx)
 #   ROUNDS=7 RATE=5000 bench/balancer-cpu.sh
 #   BALANCER_BIN=/path/to/new BASELINE_BIN=/path/to/old bench/balancer-cpu.sh
@@ -149,3 +151,20 @@ for p in "p50 4 6" "p99 5 7"; do
 done
 echo "(ratio: the median of the per-round $A_NAME/$B_NAME ratios, lower is better; interval: the"
 echo " confidence interval of that median, see median_ci in lib.sh: one that holds 1 is noise)"
+
+# System calls a request, each proxy loaded alone at RATE: what the kernel
+# is asked to do, which the CPU figures above cannot split out (perf's
+# syscall tracepoints; a count is shown when it is at least 0.01 a request).
+echo
+echo "System calls a request, each proxy alone at $RATE req/s (perf stat -e 'syscalls:sys_enter_*')"
+for side in "$A_NAME $A_ADDR $A_PIDS" "$B_NAME $B_ADDR $B_PIDS"; do
+  read -r name addr procs <<<"$side"
+  perf stat -x, -e 'syscalls:sys_enter_*' -p "$procs" -o "$work/$name.sys" & counting=$!
+  sleep 0.3
+  load "http://$addr/" "$work/$name.json"
+  kill -INT "$counting"
+  wait "$counting" || true
+  n=$(jq '.statusCodeDistribution["200"] // 0' "$work/$name.json")
+  echo "$name ($n requests): $(awk -F, -v n="$n" '$1 ~ /^[0-9]+$/ && $1 >= n / 100 {
+      sub("syscalls:sys_enter_", "", $3); printf "%s %.2f  ", $3, $1 / n }' "$work/$name.sys")"
+done
