@@ -142,12 +142,13 @@ echo "Latency in the same rounds (oha --latency-correction), medians in ms"
 printf "%-16s %10s %10s %10s   %-22s %s\n" "" "$A_NAME" "$B_NAME" "ratio" "interval" "ratio per round"
 for p in "p50 4 6" "p99 5 7"; do
   read -r name x y <<<"$p"
-  read -r mid lo hi cover <<<"$(column_ratio "$x" "$y" | median_ci)"
+  ratios=$(column_ratio "$x" "$y")
+  read -r mid lo hi cover <<<"$(median_ci <<<"$ratios")"
   printf "%-16s %10.3f %10.3f %9.3fx   %-22s [ %s]\n" "$name" \
     "$(awk -v c="$x" '{print $c}' "$RESULTS" | median)" \
     "$(awk -v c="$y" '{print $c}' "$RESULTS" | median)" \
     "$mid" "$(printf "%.3f-%.3f (%s %%)" "$lo" "$hi" "$cover")" \
-    "$(column_ratio "$x" "$y" | tr '\n' ' ')"
+    "$(tr '\n' ' ' <<<"$ratios")"
 done
 echo "(ratio: the median of the per-round $A_NAME/$B_NAME ratios, lower is better; interval: the"
 echo " confidence interval of that median, see median_ci in lib.sh: one that holds 1 is noise)"

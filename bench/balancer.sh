@@ -162,8 +162,9 @@ paired() {
 echo
 echo "balancer/nginx within each round (median, the confidence interval of that median, the per-round values)"
 for metric in rps $(for r in $RATES; do echo "p99@$r"; done); do
-  rounds=$(paired balancer nginx "$metric" | awk '{printf "%.2f ", $1}')
-  read -r mid lo hi cover <<<"$(paired balancer nginx "$metric" | median_ci)"
+  ratios=$(paired balancer nginx "$metric")
+  rounds=$(awk '{printf "%.2f ", $1}' <<<"$ratios")
+  read -r mid lo hi cover <<<"$(median_ci <<<"$ratios")"
   printf "%-16s %6.2fx   %.2f-%.2f (%s %%)   [ %s]\n" "$metric" "$mid" "$lo" "$hi" "$cover" "$rounds"
 done
 echo "(an interval that holds 1.00 is a difference these rounds cannot tell from noise; see median_ci in lib.sh)"

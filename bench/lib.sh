@@ -98,7 +98,7 @@ to_ms() {
 
 # The median of the numbers on standard input, one per line.
 median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    median_ci | cut -d' ' -f1
 }
 
 # The median of the numbers on standard input (one per line) with a
