@@ -28,7 +28,7 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "routes",
         None,
-        "TOML route table file (default: the built-in table, API.md's routes)",
+        "TOML route table file (default: the built-in table, docs/api.md's routes)",
     ),
     Setting::new(
         "users_url",

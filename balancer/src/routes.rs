@@ -11,7 +11,7 @@ use http::Method;
 use regex::Regex;
 use serde::Deserialize;
 
-/// The table shipped with the balancer: API.md's routes.
+/// The table shipped with the balancer: docs/api.md's routes.
 pub const DEFAULT_TABLE: &str = include_str!("../routes.toml");
 
 /// A table problem, naming the rule or pool it is about.

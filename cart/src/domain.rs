@@ -13,7 +13,7 @@ pub const MAX_QUANTITY: i64 = 999;
 /// Most distinct products in one cart. Reading a cart asks products about
 /// every line, so the fan-out is bounded.
 pub const MAX_LINES: i64 = 100;
-/// The currency of an empty cart (API.md's default).
+/// The currency of an empty cart (docs/api.md's default).
 pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// Ids of users, products, cart items and orders are UUIDs; anything else
@@ -77,7 +77,7 @@ impl NewItem {
                     Err("must not be empty".to_string())
                 }
                 Some(Value::String(s)) => Ok(parse_id(s.trim())),
-                // IDs may be integers (API.md); no product has one.
+                // IDs may be integers (docs/api.md); no product has one.
                 Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(None),
                 Some(_) => Err("must be a string".to_string()),
             },
@@ -130,7 +130,7 @@ pub struct CartLine {
     pub created_at: i64,
 }
 
-/// A cart item as clients see it. Beyond API.md's fields: `currency`,
+/// A cart item as clients see it. Beyond docs/api.md's fields: `currency`,
 /// `stock` (shown, not enforced), and `available` — `false` for a product
 /// deleted since it was added, shown with its last known name and price
 /// so the customer sees what went away; such lines are left out of the
@@ -281,7 +281,7 @@ pub struct OrderItemView {
     pub line_total_cents: i64,
 }
 
-/// An order as clients see it (API.md's fields plus `paid_at`).
+/// An order as clients see it (docs/api.md's fields plus `paid_at`).
 #[derive(Debug, Serialize)]
 pub struct OrderView {
     pub id: String,

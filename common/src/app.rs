@@ -29,7 +29,7 @@ use crate::server::{serve, ServerOptions};
 pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type ReadyCheck<S> = Box<dyn Fn(Arc<S>) -> ReadyFuture + Send + Sync>;
 
-/// Default request body limit: 1 MiB, as API.md says.
+/// Default request body limit: 1 MiB, as docs/api.md says.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 pub struct App<S> {

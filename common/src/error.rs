@@ -73,7 +73,7 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
-    /// `401` with the `WWW-Authenticate: Bearer` challenge API.md requires.
+    /// `401` with the `WWW-Authenticate: Bearer` challenge docs/api.md requires.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
             .with_header(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))

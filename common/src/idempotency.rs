@@ -1,4 +1,4 @@
-//! `Idempotency-Key`, as API.md's "Everywhere" section defines it and as
+//! `Idempotency-Key`, as docs/api.md's "Everywhere" section defines it and as
 //! Stripe documents the pattern: the first response to a key is stored with
 //! a hash of its request and replayed (status and body) for any retry with
 //! the same key and the same request; the same key with a different request
@@ -153,7 +153,7 @@ pub fn is_replayable(status: StatusCode) -> bool {
 
 #[derive(Debug, Clone)]
 pub struct IdempotencyOptions {
-    /// How long a key is remembered, counted from its first use. API.md
+    /// How long a key is remembered, counted from its first use. docs/api.md
     /// promises at least 24 hours.
     pub retention: Duration,
     /// An in-flight row older than this is taken to be abandoned (its

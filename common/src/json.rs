@@ -1,6 +1,6 @@
 //! Reading JSON request bodies and writing JSON responses.
 //!
-//! The order of checks follows API.md: wrong content type `415`, too large
+//! The order of checks follows docs/api.md: wrong content type `415`, too large
 //! `413`, not JSON `400`, JSON of the wrong shape `422` naming the field.
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! `?limit=&offset=` as API.md defines them, and the list envelope.
+//! `?limit=&offset=` as docs/api.md defines them, and the list envelope.
 
 use std::collections::HashMap;
 

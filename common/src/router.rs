@@ -1,6 +1,6 @@
 //! Method + path-segment routing to named handlers.
 //!
-//! Patterns are written as in API.md (`/user/{id}`); a trailing slash is not
+//! Patterns are written as in docs/api.md (`/user/{id}`); a trailing slash is not
 //! significant. When several patterns match a path, the one with more literal
 //! segments wins (`/user/login` over `/user/{id}`), and if it has no handler
 //! for the method the answer is `405` with `Allow`.

@@ -77,7 +77,7 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
 }
 
 /// Checks that an error answer is problem+json with a `status` matching the
-/// HTTP status and the fields API.md requires, and returns its body.
+/// HTTP status and the fields docs/api.md requires, and returns its body.
 pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
     assert_eq!(
         resp.headers()

@@ -14,7 +14,7 @@ pub fn rfc3339(ms: i64) -> String {
     let t = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     if ms % 1000 == 0 {
-        // Whole seconds print without a fraction, as in API.md's example.
+        // Whole seconds print without a fraction, as in docs/api.md's example.
         t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339)
     } else {
         t.format(&Rfc3339)

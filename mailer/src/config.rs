@@ -118,7 +118,7 @@ pub struct MailerConfig {
     pub poll_interval: Duration,
 }
 
-/// Idempotency keys must outlive retries by a day (API.md: kept at least
+/// Idempotency keys must outlive retries by a day (docs/api.md: kept at least
 /// 24 hours), and the rate limit counts rows inside its window.
 const MIN_KEEP: Duration = Duration::from_secs(24 * 3600);
 

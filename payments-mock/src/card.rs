@@ -1,4 +1,4 @@
-//! Card checks and the test cards of API.md. A [`Card`] is what survives
+//! Card checks and the test cards of docs/api.md. A [`Card`] is what survives
 //! validation: the brand, the last four digits, the expiry and the outcome
 //! the test mode assigns. The full number and the CVC are checked and then
 //! dropped here; nothing else in the service ever sees them.
@@ -58,7 +58,7 @@ pub struct Card {
     test_outcome: Option<Decline>,
 }
 
-/// The test numbers of API.md with a fixed outcome; other valid numbers pay.
+/// The test numbers of docs/api.md with a fixed outcome; other valid numbers pay.
 const TEST_CARDS: &[(&str, Decline)] = &[
     ("4000000000000002", Decline::CardDeclined),
     ("4000000000009995", Decline::InsufficientFunds),

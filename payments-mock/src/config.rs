@@ -116,7 +116,7 @@ impl PaymentsConfig {
         if retention < Duration::from_secs(24 * 3600) {
             return Err(config.invalid(
                 "idempotency_retention",
-                "must be at least 24h (API.md promises keys are kept that long)",
+                "must be at least 24h (docs/api.md promises keys are kept that long)",
             ));
         }
         let lock_timeout = config.duration("idempotency_lock_timeout")?;

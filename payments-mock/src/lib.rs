@@ -1,5 +1,5 @@
 //! The payments-mock service as a library: a payment provider's test mode
-//! (invoices, card payments with the test cards of API.md, signed
+//! (invoices, card payments with the test cards of docs/api.md, signed
 //! `invoice.paid` webhooks through the outbox). `main.rs` and the tests
 //! both build it with [`Payments::start`] and serve it on a listener they
 //! bound.

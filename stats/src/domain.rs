@@ -27,7 +27,7 @@ pub fn parse_action(raw: &str) -> Result<String, String> {
 }
 
 /// A user id as the services have it: a string or an integer (IDs are
-/// opaque, API.md), kept as text. `null` is the same as absent.
+/// opaque, docs/api.md), kept as text. `null` is the same as absent.
 pub fn parse_user_id(raw: Option<&Value>) -> Result<Option<String>, String> {
     let text = match raw {
         None | Some(Value::Null) => return Ok(None),

@@ -867,7 +867,7 @@ async fn the_balancers_own_answers_to_an_unread_body_announce_the_close() {
 }
 
 /// `/healthz`, `/readyz`, `/metrics` and `/openapi.json` are known paths:
-/// another method is 405 with `Allow`, as API.md says for every known path,
+/// another method is 405 with `Allow`, as docs/api.md says for every known path,
 /// not the 404 of an unknown one.
 #[tokio::test]
 async fn the_balancers_own_paths_answer_405_to_other_methods() {

@@ -160,7 +160,7 @@ async fn killing_the_cart_between_checkout_and_payment_still_gets_the_order_paid
         "the provider's webhook met the cart down"
     );
 
-    // API.md: paid within 5 s of the invoice being paid, also when the cart
+    // docs/api.md: paid within 5 s of the invoice being paid, also when the cart
     // was down and came back later — counted from its return.
     eventually(
         "the order reads paid after the cart's restart",

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::{events_of, eventually, mails_to, unique_email, Client, Shop};
 
-/// API.md: "Within 5 seconds of its invoice being paid the order reads paid".
+/// docs/api.md: "Within 5 seconds of its invoice being paid the order reads paid".
 const PAID_WITHIN: Duration = Duration::from_secs(5);
 /// Outbox deliveries and the stats writer's flush (1 s) on a busy machine.
 const DELIVERED_WITHIN: Duration = Duration::from_secs(20);

@@ -1,6 +1,6 @@
-//! `openapi.json` (at the repository root) against API.md and the running
+//! `openapi.json` (at the repository root) against docs/api.md and the running
 //! shop: it is OpenAPI 3.1 with JSON Schema 2020-12 schemas that compile,
-//! it documents every public path of API.md, every documented operation
+//! it documents every public path of docs/api.md, every documented operation
 //! answers through the balancer (not a routing 404), and every answer —
 //! successes and the usual errors — has a documented status, content type,
 //! required headers and a body that validates against its schema. The
@@ -188,7 +188,7 @@ fn the_document_is_openapi_3_1_and_documents_every_public_path_of_api_md() {
         BTreeSet::from(["type", "title", "status", "detail", "code"])
     );
 
-    // API.md's public table, as routed by the balancer.
+    // docs/api.md's public table, as routed by the balancer.
     let expected: &[(&str, &[&str])] = &[
         ("/user/", &["post"]),
         ("/user/login", &["post"]),

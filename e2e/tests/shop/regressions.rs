@@ -115,7 +115,7 @@ async fn the_balancer_relaying_an_early_answer_announces_the_close_or_keeps_the_
 }
 
 /// Schemathesis (`QUERY /healthz` → 404): the balancer's own paths are known
-/// paths, so another method is 405 with `Allow`, as API.md says for every
+/// paths, so another method is 405 with `Allow`, as docs/api.md says for every
 /// known path.
 #[tokio::test]
 async fn the_balancers_own_paths_answer_405_to_other_methods() {

@@ -28,7 +28,7 @@ async fn create_answers_201_with_the_product_and_where_it_lives() {
     assert_eq!(
         keys.len(),
         8,
-        "exactly the fields of API.md, nothing internal: {keys:?}"
+        "exactly the fields of docs/api.md, nothing internal: {keys:?}"
     );
 
     let resp = app.get(&location).await;

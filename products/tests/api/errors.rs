@@ -1,4 +1,4 @@
-//! The HTTP-level errors of API.md on the products paths: 400, 405, 413,
+//! The HTTP-level errors of docs/api.md on the products paths: 400, 405, 413,
 //! 415, unknown paths, and the built-in health endpoints.
 
 use reqwest::Method;
