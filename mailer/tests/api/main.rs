@@ -85,6 +85,10 @@ async fn a_mail_is_queued_and_written_as_an_eml_file() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names, vec![format!("{id}.eml")]);
+    // Mail holds customers' addresses and orders: only the shop's user
+    // may read the outbox (the directory is new, made by the mailer).
+    assert_eq!(common::private::mode(&app.outbox_dir()).unwrap(), 0o700);
+    assert_eq!(common::private::mode(&path).unwrap(), 0o600);
 }
 
 fn uuid_v7(id: &str) -> bool {

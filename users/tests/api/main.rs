@@ -4,6 +4,8 @@
 
 mod support;
 
+mod data_dir;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
