@@ -292,6 +292,8 @@ impl Shop {
             // in far more often than one person would.
             ("USERS_LOGIN_ATTEMPTS_PER_IP".into(), "100000".into()),
             ("USERS_LOGIN_ATTEMPTS_PER_EMAIL".into(), "1000".into()),
+            // …and registers far more accounts from one address.
+            ("USERS_REGISTRATIONS_PER_IP".into(), "100000".into()),
             // A replica the balancer took out comes back within a second.
             ("BALANCER_HEALTH_INTERVAL".into(), "500ms".into()),
         ];
