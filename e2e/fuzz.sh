@@ -128,7 +128,7 @@ say "starting the shop at $SHOP (data in $DATA)"
 env -u CARGO \
     RUST_LOG="${RUST_LOG:-info}" \
     SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-    USERS_LOGIN_ATTEMPTS_PER_IP=100000 \
+    USERS_LOGIN_ATTEMPTS_PER_IP=100000 USERS_REGISTRATIONS_PER_IP=100000 \
     "${DB_ENV[@]}" \
     "$BIN/launcher" --data-dir "$DATA" --port-base "$BASE" --bin-dir "$BIN" \
     >"$LOG" 2>&1 &

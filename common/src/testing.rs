@@ -76,6 +76,15 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     resp.text().await.expect("a readable body")
 }
 
+/// A `429`'s `Retry-After`, which the shop always gives in whole seconds.
+pub fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds")
+}
+
 /// Checks that an error answer is problem+json with a `status` matching the
 /// HTTP status and the fields docs/api.md requires, and returns its body.
 pub async fn problem(resp: reqwest::Response) -> serde_json::Value {

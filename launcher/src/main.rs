@@ -96,7 +96,8 @@ async fn main() -> ExitCode {
         .collect();
 
     let fresh = !data_dir.join("products.db").exists();
-    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+    // Private (0700): it holds every database, the secrets and the mail.
+    if let Err(e) = common::private::create_dir(&data_dir) {
         eprintln!("launcher: cannot create {}: {e}", data_dir.display());
         return ExitCode::FAILURE;
     }
@@ -153,7 +154,7 @@ async fn main() -> ExitCode {
     }
 
     let run_dir = data_dir.join("run");
-    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+    if let Err(e) = common::private::create_dir(&run_dir) {
         eprintln!("launcher: cannot create {}: {e}", run_dir.display());
         return ExitCode::FAILURE;
     }

@@ -1,6 +1,6 @@
 //! The users service's settings: the shared base plus token lifetime,
-//! where the mailer and stats live, the bootstrap admin, login limits and
-//! which proxies may tell us the client's address.
+//! where the mailer and stats live, the bootstrap admin, login and
+//! registration limits and which proxies may tell us the client's address.
 
 use ipnet::IpNet;
 use std::time::Duration;
@@ -28,12 +28,18 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "admin_email",
         None,
-        "Admin account created at start if absent",
+        "Admin account created at start if no account has this email (an existing non-admin account is never promoted)",
     )
     .shared("SHOP_ADMIN_EMAIL"),
     Setting::new("admin_password", None, "Password of that admin account")
         .shared("SHOP_ADMIN_PASSWORD")
         .secret(),
+    Setting::new(
+        "admin_strict",
+        Some("false"),
+        "Exit non-zero at start, instead of logging an error and serving, when admin_email belongs to a non-admin account",
+    )
+    .shared("SHOP_ADMIN_STRICT"),
     Setting::new(
         "login_attempts_per_email",
         Some("5"),
@@ -43,6 +49,14 @@ const OWN_SETTINGS: &[Setting] = &[
         "login_attempts_per_ip",
         Some("20"),
         "Login attempts per client address per minute",
+    ),
+    // A person registers once; a few people behind one address (a family,
+    // an office NAT) may register within the same minute. Each registration
+    // costs an argon2 hash and sends an email, so one address cannot do more.
+    Setting::new(
+        "registrations_per_ip",
+        Some("5"),
+        "Registrations per client address per minute",
     ),
     Setting::new(
         "trusted_proxies",
@@ -74,8 +88,11 @@ pub struct UsersConfig {
     pub mailer_url: String,
     pub stats_url: String,
     pub admin: Option<(String, String)>,
+    /// Whether an admin_email held by a non-admin account stops the start.
+    pub admin_strict: bool,
     pub login_attempts_per_email: u32,
     pub login_attempts_per_ip: u32,
+    pub registrations_per_ip: u32,
     pub trusted_proxies: Vec<IpNet>,
     pub hash_concurrency: usize,
 }
@@ -91,15 +108,11 @@ impl UsersConfig {
         };
         let admin = match (config.raw("admin_email"), config.raw("admin_password")) {
             (Some(e), Some(p)) => Some((e.to_string(), p.to_string())),
-            (None, None) => None,
+            // `users create-admin --email E` reads SHOP_ADMIN_PASSWORD alone.
+            (None, _) => None,
             (Some(_), None) => {
                 return Err(
                     config.invalid("admin_password", "must be set together with admin_email")
-                )
-            }
-            (None, Some(_)) => {
-                return Err(
-                    config.invalid("admin_email", "must be set together with admin_password")
                 )
             }
         };
@@ -128,8 +141,10 @@ impl UsersConfig {
             mailer_url: config.get("mailer_url")?,
             stats_url: config.get("stats_url")?,
             admin,
+            admin_strict: config.flag("admin_strict")?,
             login_attempts_per_email: positive("login_attempts_per_email")?,
             login_attempts_per_ip: positive("login_attempts_per_ip")?,
+            registrations_per_ip: positive("registrations_per_ip")?,
             trusted_proxies,
             hash_concurrency,
         })
@@ -143,8 +158,10 @@ impl UsersConfig {
             mailer_url: "http://127.0.0.1:9".to_string(),
             stats_url: "http://127.0.0.1:9".to_string(),
             admin: None,
+            admin_strict: false,
             login_attempts_per_email: 5,
             login_attempts_per_ip: 100,
+            registrations_per_ip: 100,
             trusted_proxies: vec![parse_net("127.0.0.1").expect("literal")],
             hash_concurrency: 2,
         }

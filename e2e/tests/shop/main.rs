@@ -20,4 +20,5 @@ mod faults;
 mod journey;
 mod network;
 mod openapi;
+mod private_data;
 mod regressions;

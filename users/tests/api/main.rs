@@ -4,6 +4,10 @@
 
 mod support;
 
+mod admin;
+mod data_dir;
+mod registration;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -468,11 +472,7 @@ async fn login_attempts_are_rate_limited_per_email() {
     }
     let resp = app.login("fay@example.com", "password1").await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = common::testing::retry_after(&resp);
     assert!((1..=60).contains(&retry), "{retry}");
     support::problem(resp).await;
     // Another email from the same address is not affected.

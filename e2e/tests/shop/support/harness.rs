@@ -275,13 +275,14 @@ impl Shop {
             .prefix("shop-e2e-")
             .tempdir()
             .expect("creating a temporary directory");
-        // Created here so its canonical path is known: the launcher gives
-        // the services the canonical one, which the final check looks for.
-        let data_dir = dir.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("creating the data directory");
-        let data_dir = data_dir
+        // The launcher gives the services the canonical path, which the
+        // final check looks for; the launcher itself creates the directory
+        // (private, as a developer's first start does).
+        let data_dir = dir
+            .path()
             .canonicalize()
-            .expect("a directory has a canonical path");
+            .expect("a directory has a canonical path")
+            .join("data");
         let ports = options.ports.unwrap_or_else(Ports::reserve);
 
         let mut env: Vec<(String, String)> = vec![
@@ -291,6 +292,8 @@ impl Shop {
             // in far more often than one person would.
             ("USERS_LOGIN_ATTEMPTS_PER_IP".into(), "100000".into()),
             ("USERS_LOGIN_ATTEMPTS_PER_EMAIL".into(), "1000".into()),
+            // …and registers far more accounts from one address.
+            ("USERS_REGISTRATIONS_PER_IP".into(), "100000".into()),
             // A replica the balancer took out comes back within a second.
             ("BALANCER_HEALTH_INTERVAL".into(), "500ms".into()),
         ];
