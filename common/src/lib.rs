@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod pagination;
+pub mod query;
 pub mod request;
 pub mod request_id;
 pub mod retry;
