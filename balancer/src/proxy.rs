@@ -2,10 +2,13 @@
 //! preflight, route lookup, replica selection, the rewritten request,
 //! forwarding with the retry rules, and the response on its way back.
 //!
-//! Failure sources map to one status each: no rule → 404, body too large →
-//! 413, headers too large → 431, no replica reachable (or a broken exchange
-//! that may not be retried) → 502, no healthy replica → 503, no response
-//! headers before the route's deadline → 504.
+//! Failure sources map to one status each: no rule → 404, a request body
+//! that cannot be read (broken chunked framing) → 400, a body slower than
+//! the body-read timeout → 408, body too large → 413, a path and query
+//! over 8 KiB → 414, headers too large → 431, no replica reachable (or a broken exchange that may not be retried)
+//! → 502, no healthy replica → 503, no response headers before the route's
+//! deadline → 504. A client's faulty body breaks the upstream exchange too;
+//! it is answered as the client's fault (4xx), never as the upstream's.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +27,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 
-use crate::body::{BodyShared, DownBody, UpBody};
+use crate::body::{BodyShared, ClientFault, DownBody, UpBody};
 use crate::config::BalancerConfig;
 use crate::connections::{ConnectOptions, Connections, SendError};
 use crate::headers;
@@ -283,6 +286,9 @@ impl Proxy {
         if let Some(e) = check_header_limits(scan, cfg) {
             return (Label::Unmatched, None, problem(e));
         }
+        if let Err(e) = common::query::check_target(req.uri()) {
+            return (Label::Unmatched, None, problem(e));
+        }
 
         let method = req.method();
         let path = req.uri().path();
@@ -439,7 +445,12 @@ impl Proxy {
                 kept
             });
         let up_body = match body_shared {
-            Some(shared) => UpBody::stream(body, limit, Arc::clone(shared)),
+            Some(shared) => UpBody::stream(
+                body,
+                limit,
+                self.shared.config.server.body_read_timeout,
+                Arc::clone(shared),
+            ),
             None => UpBody::Empty,
         };
         // The client's request becomes the upstream's in place: its method
@@ -505,6 +516,12 @@ impl Proxy {
                 Ok(Ok(resp)) => return (Some(replica.addr), Ok(self.relay(resp, timeout))),
                 Ok(Err(e)) => e,
                 Err(_) => {
+                    // Still waiting for the client's body: its fault, not
+                    // the upstream's, whichever timeout is shorter.
+                    if body_shared.is_some_and(|s| s.waiting_on_client()) {
+                        let waited = self.shared.config.server.body_read_timeout.min(timeout);
+                        return (Some(replica.addr), Err(common::json::body_timeout(waited)));
+                    }
                     crate::metrics::upstream_error(&pool.name, "timeout");
                     return (
                         Some(replica.addr),
@@ -534,8 +551,21 @@ impl Proxy {
                     previous = Some((replica, Failure::Connect));
                 }
                 SendError::Broken(err) => {
-                    if body_shared.is_some_and(|s| s.too_large.load(Ordering::Relaxed)) {
-                        return (Some(replica.addr), Err(too_large(limit)));
+                    if let Some(fault) = body_shared.and_then(|s| s.fault()) {
+                        log::debug!(
+                            "pool {}: exchange with {} abandoned for the client's body: {}",
+                            pool.name,
+                            replica.addr,
+                            common::error::chain(&err)
+                        );
+                        let error = match fault {
+                            ClientFault::TooLarge => too_large(limit),
+                            ClientFault::TooSlow => common::json::body_timeout(
+                                self.shared.config.server.body_read_timeout,
+                            ),
+                            ClientFault::Unreadable => common::json::body_unreadable(),
+                        };
+                        return (Some(replica.addr), Err(error));
                     }
                     crate::metrics::upstream_error(&pool.name, "broken");
                     log::warn!(

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod pagination;
 pub mod private;
+pub mod query;
 pub mod request;
 pub mod request_id;
 pub mod retry;

@@ -3,6 +3,7 @@
 //! the balancer runs in-process on port 0 and is driven with reqwest, a
 //! hyper client (for streaming uploads) or raw TCP (for exact headers).
 
+mod client_faults;
 mod connections;
 mod support;
 

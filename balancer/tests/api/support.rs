@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,25 @@ pub struct UpstreamState {
     pub got_first_mib: Notify,
     /// Download: waited on after the first MiB was sent.
     pub gate: Notify,
+    /// Requests whose body broke off (the exchange was aborted) instead of
+    /// arriving whole.
+    pub broken_bodies: AtomicUsize,
+}
+
+/// Counts a body as broken unless it was read to its end: an aborted
+/// exchange either fails the read or drops the handler mid-read (common's
+/// server drops a request whose client hung up).
+struct BodyWatch {
+    state: Arc<UpstreamState>,
+    whole: bool,
+}
+
+impl Drop for BodyWatch {
+    fn drop(&mut self) {
+        if !self.whole {
+            self.state.broken_bodies.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl UpstreamState {
@@ -70,6 +89,7 @@ impl Upstream {
             seen: Mutex::new(Vec::new()),
             got_first_mib: Notify::new(),
             gate: Notify::new(),
+            broken_bodies: AtomicUsize::new(0),
         });
         let s = state.clone();
         let server = common::testing::spawn(move |listener, shutdown| async move {
@@ -148,8 +168,16 @@ async fn handle(s: Arc<UpstreamState>, req: Request<Incoming>) -> Response<BoxBo
     let mut body = req.into_body();
     let mut len = 0usize;
     let mut announced = false;
+    let mut watch = BodyWatch {
+        state: s.clone(),
+        whole: false,
+    };
+    let mut whole = true;
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
+        let Ok(frame) = frame else {
+            whole = false;
+            break;
+        };
         if let Some(d) = frame.data_ref() {
             len += d.len();
             if !announced && len >= MIB {
@@ -158,6 +186,8 @@ async fn handle(s: Arc<UpstreamState>, req: Request<Incoming>) -> Response<BoxBo
             }
         }
     }
+    watch.whole = whole;
+    drop(watch);
     let mut resp = full(
         StatusCode::OK,
         json!({

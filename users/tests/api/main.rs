@@ -2,6 +2,7 @@
 //! port with a fresh database per test (SQLite, or PostgreSQL when
 //! `TEST_DATABASE_URL` is set), and is driven with reqwest.
 
+mod limits;
 mod support;
 
 mod admin;
