@@ -4,6 +4,13 @@
 //! their secrets in the data directory, seeds the demo catalog on a fresh
 //! data directory, prefixes their logs, restarts any that dies, and on
 //! Ctrl-C or SIGTERM stops them all.
+//!
+//! # Layout
+//!
+//! - `services`: the processes (names, ports, prefixes) and the
+//!   environment each gets so they find one another.
+//! - `supervisor`: one child: log prefixing, restart with backoff, stop.
+//! - this file: flags, secrets, the demo seed, and running them all.
 
 mod services;
 mod supervisor;

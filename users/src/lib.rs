@@ -1,5 +1,21 @@
 //! The users service as a library: `main.rs` and the tests both build it
 //! with [`Users::start`] and serve it on a listener they bound.
+//!
+//! Routes (see [`router`]): `POST /user/`, `POST /user/login`,
+//! `GET|PUT|DELETE /user/{id}`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings on top of common's base ones.
+//! - `handlers`: one async fn per endpoint; store errors → problem+json.
+//! - [`domain`]: `Email`, `Password`, `Name` (parse, don't validate) and
+//!   the `User` clients see.
+//! - [`password`]: argon2id hashing, off the async threads and bounded.
+//! - [`ratelimit`]: login throttling per email and per client address.
+//! - [`store`]: all SQL; registration writes the welcome email and the
+//!   `user_registered` event into the outbox in the same transaction.
+//! - this file: [`State`], [`router`], [`Users::start`] (database, admin
+//!   bootstrap, background tasks) and [`ensure_admin`].
 
 pub mod admin;
 pub mod config;
