@@ -5,6 +5,7 @@
 //! replica round-robin → rewrite → forward → log, with health checks and
 //! DNS re-resolution in background tasks.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod connections;

@@ -16,6 +16,7 @@
 
 mod support;
 
+mod edge;
 mod faults;
 mod journey;
 mod network;
