@@ -19,6 +19,7 @@
 //! - [`metrics`]: per-route metrics with handles registered once.
 //! - this file: [`Balancer::start`] and serving on the bound listeners.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod connections;

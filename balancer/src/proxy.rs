@@ -90,35 +90,17 @@ impl Shared {
         }
     }
 
-    /// `/readyz`: the per-pool picture, and whether the balancer counts as
-    /// ready (always, unless `ready_requires_all_pools`).
-    pub fn readiness(&self) -> (bool, serde_json::Value) {
-        let mut pools = serde_json::Map::new();
-        let mut all = true;
-        for pool in &self.pools {
-            let replicas = pool.replicas();
-            let healthy = replicas.iter().filter(|r| r.is_healthy()).count();
-            all &= healthy > 0;
-            pools.insert(
-                pool.name.clone(),
-                serde_json::json!({
-                    "healthy": healthy,
-                    "total": replicas.len(),
-                    "replicas": replicas.iter().map(|r| serde_json::json!({
-                        "addr": r.addr.to_string(),
-                        "upstream": r.origin,
-                        "healthy": r.is_healthy(),
-                    })).collect::<Vec<_>>(),
-                }),
-            );
-        }
-        let ready = all || !self.config.ready_requires_all_pools;
-        let body = serde_json::json!({
-            "status": if ready { "ready" } else { "unavailable" },
-            "all_pools_healthy": all,
-            "pools": pools,
-        });
-        (ready, body)
+    /// Whether the balancer counts as ready: always, unless
+    /// `ready_requires_all_pools` and some pool has no healthy replica.
+    pub fn is_ready(&self) -> bool {
+        !self.config.ready_requires_all_pools || self.all_pools_healthy()
+    }
+
+    /// Whether every pool has at least one healthy replica.
+    pub fn all_pools_healthy(&self) -> bool {
+        self.pools
+            .iter()
+            .all(|p| p.replicas().iter().any(|r| r.is_healthy()))
     }
 }
 
@@ -301,16 +283,7 @@ impl Proxy {
                         json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
                     )
                 }
-                "/readyz" => {
-                    let (ready, body) = self.shared.readiness();
-                    let status = if ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    return (Label::Own, None, json(status, &body));
-                }
-                "/metrics" => return (Label::Own, None, metrics_response(&self.shared)),
+                "/readyz" => return (Label::Own, None, public_readyz(&self.shared)),
                 "/openapi.json" => return (Label::Own, None, openapi_response()),
                 _ => {}
             }
@@ -318,12 +291,17 @@ impl Proxy {
         // The balancer's own paths exist for GET and HEAD only; any other
         // method on them is 405 with `Allow`, not the 404 of an unknown path,
         // and never reaches a route (a catch-all prefix would forward it).
-        if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") {
+        if matches!(path, "/healthz" | "/readyz" | "/openapi.json") {
             return (
                 Label::Own,
                 None,
                 problem(ApiError::method_not_allowed(&[Method::GET, Method::HEAD])),
             );
+        }
+        // Metrics live on the admin listener only; the name is still the
+        // balancer's, so a catch-all route cannot forward it to a service.
+        if path == "/metrics" {
+            return (Label::Own, None, problem(not_found(path)));
         }
         if method == Method::CONNECT || method == Method::TRACE {
             return (
@@ -415,8 +393,13 @@ impl Proxy {
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = started + timeout;
         let (mut parts, body) = req.into_parts();
-        let has_host =
-            headers::prepare_request(&mut parts.headers, scan, peer.ip(), parts.uri.authority());
+        let has_host = headers::prepare_request(
+            &mut parts.headers,
+            scan,
+            peer.ip(),
+            &self.shared.config.trusted_proxies,
+            parts.uri.authority(),
+        );
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
         let method = parts.method.clone();
         // Only these may be sent twice: repeating them changes nothing.
@@ -709,16 +692,17 @@ fn openapi_response() -> Response<DownBody> {
     resp
 }
 
-fn metrics_response(shared: &Shared) -> Response<DownBody> {
-    shared.flush_metrics();
-    let mut resp = Response::new(DownBody::from(Full::from(common::metrics::render())));
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+/// The public `/readyz`: ready or not, and nothing about the upstreams
+/// (their addresses and health are on the admin listener).
+fn public_readyz(shared: &Shared) -> Response<DownBody> {
+    if shared.is_ready() {
+        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "not_ready"}),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -237,7 +237,8 @@ async fn drain(body: Incoming, limit: usize) -> bool {
     )
 }
 
-fn metrics_response() -> Response<Full<Bytes>> {
+/// `/metrics`: the process's Prometheus text, never cached.
+pub fn metrics_response() -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(crate::metrics::render())));
     resp.headers_mut().insert(
         CONTENT_TYPE,

@@ -57,7 +57,7 @@ fn cli() -> Command {
                 .long("port-base")
                 .default_value("8000")
                 .value_parser(clap::value_parser!(u16).range(1..=65000))
-                .help("Services listen on BASE+1..BASE+6, the balancer on BASE+80"),
+                .help("Services listen on BASE+1..BASE+6, the balancer on BASE+80 and its admin endpoints on 127.0.0.1:BASE+81"),
         )
         .arg(
             Arg::new("host")
@@ -185,6 +185,9 @@ async fn main() -> ExitCode {
             Ok(()) => {
                 println!();
                 println!("  The shop is up: {}", layout.shop_url());
+                if names.contains(&"balancer") {
+                    println!("  Balancer metrics and pools: http://{}/metrics, /readyz", layout.balancer_admin());
+                }
                 println!("  Data: {}   Stop: Ctrl-C", data_dir.display());
                 println!();
             }

@@ -116,18 +116,7 @@ impl UsersConfig {
                 )
             }
         };
-        let trusted_proxies = config
-            .list("trusted_proxies")
-            .iter()
-            .map(|s| {
-                parse_net(s).ok_or_else(|| {
-                    config.invalid(
-                        "trusted_proxies",
-                        format!("`{s}` is not an address or CIDR range"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = config.networks("trusted_proxies")?;
         let hash_concurrency = match config.get_opt::<usize>("hash_concurrency")? {
             Some(0) => return Err(config.invalid("hash_concurrency", "must be at least 1")),
             Some(n) => n,
@@ -162,15 +151,8 @@ impl UsersConfig {
             login_attempts_per_email: 5,
             login_attempts_per_ip: 100,
             registrations_per_ip: 100,
-            trusted_proxies: vec![parse_net("127.0.0.1").expect("literal")],
+            trusted_proxies: vec![common::config::parse_net("127.0.0.1").expect("literal")],
             hash_concurrency: 2,
         }
     }
-}
-
-/// `10.0.0.0/8` or a single address (as a /32 or /128 range).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }

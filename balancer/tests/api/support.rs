@@ -335,12 +335,23 @@ pub async fn closed_port() -> String {
 
 pub struct Shop {
     pub balancer: Running,
+    /// The admin listener: `/metrics` and `/readyz` with the pools.
+    pub admin: Running,
     pub http: reqwest::Client,
 }
 
 impl Shop {
     pub fn url(&self, path: &str) -> String {
         self.balancer.url(path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        self.admin.url(path)
+    }
+
+    /// A GET on the admin listener.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.admin_url(path)).send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -357,8 +368,9 @@ impl Shop {
             .unwrap()
     }
 
+    /// The detailed readiness, from the admin listener.
     pub async fn readyz(&self) -> Value {
-        self.get("/readyz").await.json().await.unwrap()
+        self.admin_get("/readyz").await.json().await.unwrap()
     }
 
     /// Polls `/readyz` until `replica` of `pool` has the wanted health.
@@ -385,13 +397,21 @@ pub async fn spawn_balancer(table: &str, tweak: impl FnOnce(&mut BalancerConfig)
     let mut config = BalancerConfig::for_tests(table);
     tweak(&mut config);
     let b = Balancer::start(config).await;
+    let (shared, options) = (b.shared.clone(), b.shared.config.server.clone());
+    let admin =
+        common::testing::spawn(move |l, s| balancer::admin::serve_admin(shared, l, options, s))
+            .await;
     let balancer = common::testing::spawn(move |l, s| b.serve(l, s)).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    Shop { balancer, http }
+    Shop {
+        balancer,
+        admin,
+        http,
+    }
 }
 
 /// A one-pool table routing everything to `urls`, plus `extra` rules first.

@@ -17,6 +17,7 @@
 
 mod support;
 
+mod edge;
 mod faults;
 mod journey;
 mod network;

@@ -305,7 +305,6 @@ fn the_document_is_openapi_3_1_and_documents_every_public_path_of_api_md() {
         ("/log", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
-        ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
     ];
     let paths = doc["paths"].as_object().unwrap();
@@ -682,7 +681,6 @@ async fn every_documented_operation_answers_through_the_balancer_and_conforms() 
     .await;
     p.call("health", "/healthz", None, None, 200).await;
     p.call("readiness", "/readyz", None, None, 200).await;
-    p.call("metrics", "/metrics", None, None, 200).await;
 
     // Deletions last: they end what the others use.
     p.call("deleteProduct", &format!("/product/{pid}"), a, None, 204)

@@ -33,6 +33,10 @@ pub const SERVICES: &[(&str, u16, &str)] = &[
     ("balancer", 80, "BALANCER"),
 ];
 
+/// The balancer's admin listener (`/metrics`, `/readyz` with the pools),
+/// which the launcher puts on 127.0.0.1 at the port base + 81.
+pub const BALANCER_ADMIN_OFFSET: u16 = 81;
+
 /// The admin every shop bootstraps (users reads SHOP_ADMIN_*), so tests can
 /// exercise the admin-only catalog endpoints.
 pub const ADMIN_EMAIL: &str = "admin@shop.example";
@@ -55,7 +59,8 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// A base whose seven ports are free right now and that no other test
+    /// A base whose eight ports (seven processes and the balancer's admin
+    /// listener) are free right now and that no other test
     /// in this process has taken. Bases stay below Linux's ephemeral range
     /// (32768+), where outgoing connections could take them at any moment.
     pub fn reserve() -> Ports {
@@ -72,9 +77,11 @@ impl Ports {
                 continue;
             }
             let ports = Ports { base };
+            let admin = SocketAddr::from(([127, 0, 0, 1], base + BALANCER_ADMIN_OFFSET));
             if SERVICES
                 .iter()
                 .all(|(name, _, _)| TcpListener::bind(ports.addr(name)).is_ok())
+                && TcpListener::bind(admin).is_ok()
             {
                 taken.insert(base);
                 return ports;
@@ -98,6 +105,11 @@ impl Ports {
 
     pub fn url(&self, service: &str) -> String {
         format!("http://{}", self.addr(service))
+    }
+
+    /// Where the balancer's `/metrics` and detailed `/readyz` are.
+    pub fn balancer_admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base + BALANCER_ADMIN_OFFSET)
     }
 }
 
@@ -446,9 +458,10 @@ impl Shop {
             return true;
         }
         // The balancer may have taken a replica out while it was starting;
-        // it is back after two good health checks.
+        // it is back after two good health checks. Its pools are on the
+        // admin listener.
         let Ok(resp) = client
-            .get(format!("{}/readyz", self.ports.url("balancer")))
+            .get(format!("{}/readyz", self.ports.balancer_admin_url()))
             .send()
             .await
         else {
@@ -482,6 +495,14 @@ impl Shop {
 
     pub fn service_url(&self, service: &str, path: &str) -> String {
         format!("{}{}", self.ports.url(service), path)
+    }
+
+    /// A process's `/metrics`: the balancer's is on its admin listener.
+    pub fn metrics_url(&self, service: &str) -> String {
+        match service {
+            "balancer" => format!("{}/metrics", self.ports.balancer_admin_url()),
+            _ => self.service_url(service, "/metrics"),
+        }
     }
 
     /// The credential services present to each other's internal endpoints,
