@@ -12,6 +12,7 @@ use common::server::ServerOptions;
 use ipnet::IpNet;
 
 use crate::routes::{parse_size_str, Table, UpstreamUrl, DEFAULT_TABLE};
+use crate::storefront;
 
 pub const NAME: &str = "balancer";
 
@@ -57,6 +58,16 @@ const OWN_SETTINGS: &[Setting] = &[
         "upstreams",
         None,
         "Upstreams of any pool as pool=url pairs, comma-separated; a pool named here loses its other upstreams",
+    ),
+    Setting::new(
+        "storefront_dir",
+        Some("storefront/public"),
+        "Directory of the storefront's files, served by `static = true` routes (relative: to the working directory); missing: not served",
+    ),
+    Setting::new(
+        "storefront_max_age",
+        Some("60s"),
+        "How long browsers may reuse a storefront file other than HTML before revalidating (0s: always revalidate)",
     ),
     Setting::new(
         "cors_origins",
@@ -189,6 +200,7 @@ pub struct BalancerConfig {
     pub table_source: String,
     pub table: Table,
     pub cors: Origins,
+    pub storefront: storefront::Options,
     pub max_body: u64,
     pub route_timeout: Duration,
     pub max_header_count: usize,
@@ -345,6 +357,17 @@ impl BalancerConfig {
                 "must not be the public port: /metrics and the pools would be public",
             ));
         }
+        let storefront = storefront::Options {
+            dir: config
+                .raw("storefront_dir")
+                .map(PathBuf::from)
+                // Absolute from here on, so logs name the real place.
+                .map(|d| match std::env::current_dir() {
+                    Ok(cwd) if d.is_relative() => cwd.join(d),
+                    _ => d,
+                }),
+            max_age: config.duration("storefront_max_age")?,
+        };
         Ok(BalancerConfig {
             listen,
             admin_listen,
@@ -352,6 +375,7 @@ impl BalancerConfig {
             table_source,
             table,
             cors,
+            storefront,
             max_body,
             route_timeout: nonzero("route_timeout")?,
             max_header_count,
@@ -390,6 +414,10 @@ impl BalancerConfig {
             table_source: "test".to_string(),
             table,
             cors: Origins::List(vec!["http://localhost:5173".to_string()]),
+            storefront: storefront::Options {
+                dir: None,
+                max_age: Duration::from_secs(60),
+            },
             max_body: 1 << 20,
             route_timeout: Duration::from_secs(15),
             max_header_count: 64,
@@ -441,6 +469,12 @@ mod tests {
         assert!(!c.cors.allows(b"http://evil.example"));
         let users = c.table.pools.iter().find(|p| p.name == "users").unwrap();
         assert_eq!(users.upstreams[0].to_string(), "http://127.0.0.1:8001");
+        let dir = c.storefront.dir.unwrap();
+        assert!(
+            dir.is_absolute() && dir.ends_with("storefront/public"),
+            "{dir:?}"
+        );
+        assert_eq!(c.storefront.max_age, Duration::from_secs(60));
     }
 
     #[test]

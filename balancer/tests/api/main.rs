@@ -5,6 +5,7 @@
 
 mod client_faults;
 mod connections;
+mod storefront;
 mod support;
 
 use std::convert::Infallible;
@@ -88,6 +89,7 @@ async fn the_default_table_routes_as_api_md_says() {
         ("GET", "/users"),
         ("GET", "/users-foo"),
         ("GET", "/productz"),
+        // These shops have no storefront_dir (storefront.rs tests one).
         ("GET", "/"),
         ("GET", "/nope"),
     ];
