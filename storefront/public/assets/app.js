@@ -1,0 +1,86 @@
+//! The storefront's entry point: the header (navigation, cart count, who is
+//! logged in), the page routes, and rendering a page into <main> with a
+//! loading state and an error box instead of a blank page.
+
+import { route, start, navigate } from './router.js';
+import { h, errorBox, loading } from './dom.js';
+import { onChange, changed, authed, session } from './shop.js';
+import catalog from './views/catalog.js';
+import product from './views/product.js';
+import { login, register } from './views/auth.js';
+import cart from './views/cart.js';
+import { orders, order } from './views/orders.js';
+import account from './views/account.js';
+
+route('/', catalog);
+route('/shop/products/:id', product);
+route('/shop/login', login);
+route('/shop/register', register);
+route('/shop/cart', cart);
+route('/shop/orders', orders);
+route('/shop/orders/:id', order);
+route('/shop/account', account);
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+
+function notFound() {
+  document.title = 'Not found — Shop';
+  main.replaceChildren(h('h1', 'Page not found'), h('p', 'There is nothing at this address. ', h('a', { href: '/' }, 'Back to the shop')));
+}
+
+async function render(view, params) {
+  loading(main);
+  if (!view) return notFound();
+  try {
+    const result = await view(main, params);
+    main.focus({ preventScroll: true });
+    return result;
+  } catch (err) {
+    if (err && err.name === 'AbortError') return undefined;
+    main.replaceChildren(h('h1', 'Something went wrong'), errorBox(err), h('p', h('a', { href: '/' }, 'Back to the shop')));
+    return undefined;
+  }
+}
+
+let cartCount = null;
+function drawNav(s) {
+  const links = [h('li', h('a', { href: '/' }, 'Catalog'))];
+  if (s) {
+    links.push(
+      h('li', h('a', { href: '/shop/cart', id: 'nav-cart' }, 'Cart', cartCount ? h('span.badge', { 'aria-label': `${cartCount} items` }, String(cartCount)) : null)),
+      h('li', h('a', { href: '/shop/orders' }, 'Orders')),
+      h('li', h('a', { href: '/shop/account' }, 'Account')),
+      h('li', h('button.link', { type: 'button', id: 'logout', onclick: logout }, 'Log out')),
+    );
+  } else {
+    links.push(h('li', h('a', { href: '/shop/login' }, 'Log in')), h('li', h('a', { href: '/shop/register' }, 'Register')));
+  }
+  nav.replaceChildren(h('ul', links));
+}
+
+async function refreshCount(s) {
+  if (!s) {
+    cartCount = null;
+    return drawNav(s);
+  }
+  drawNav(s);
+  try {
+    const c = await authed('getCart');
+    cartCount = c.items.reduce((n, i) => n + i.quantity, 0);
+  } catch {
+    cartCount = null;
+  }
+  if (session.current()) drawNav(session.current());
+}
+
+function logout() {
+  session.clear();
+  session.setNotice('You have been logged out.');
+  changed();
+  navigate('/shop/login');
+}
+
+onChange(refreshCount);
+refreshCount(session.current());
+start(render);
