@@ -184,7 +184,7 @@ export async function call(name, { params, query, body, token, headers = {}, sig
       errors: Array.isArray(problem.errors) ? problem.errors : [],
     });
     err.retryAfter = res.headers.get('Retry-After');
-    if (res.status === 401 && token) onUnauthorized(err);
+    if (res.status === 401 && token) onUnauthorized(err, token);
     throw err;
   }
   if (data === null && text) {

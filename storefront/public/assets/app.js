@@ -3,6 +3,7 @@
 //! loading state and an error box instead of a blank page.
 
 import { route, start, navigate } from './router.js';
+import { apiBase, configure } from './api.js';
 import { h, errorBox, loading } from './dom.js';
 import { onChange, changed, authed, session } from './shop.js';
 import catalog from './views/catalog.js';
@@ -11,6 +12,15 @@ import { login, register } from './views/auth.js';
 import cart from './views/cart.js';
 import { orders, order } from './views/orders.js';
 import account from './views/account.js';
+
+// The API base is settled once; a dev-mode ?api= is remembered, then taken
+// out of the address so it does not travel through links and ?next=.
+configure({ apiBase: apiBase() });
+const here = new URL(location.href);
+if (here.searchParams.has('api')) {
+  here.searchParams.delete('api');
+  history.replaceState(null, '', here.pathname + here.search);
+}
 
 route('/', catalog);
 route('/shop/products/:id', product);
@@ -24,21 +34,28 @@ route('/shop/account', account);
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
 
-function notFound() {
+function notFound(page) {
   document.title = 'Not found — Shop';
-  main.replaceChildren(h('h1', 'Page not found'), h('p', 'There is nothing at this address. ', h('a', { href: '/' }, 'Back to the shop')));
+  page.replaceChildren(h('h1', 'Page not found'), h('p', 'There is nothing at this address. ', h('a', { href: '/' }, 'Back to the shop')));
 }
 
+/**
+ * Each page draws into a fresh container: a page still finishing its
+ * requests after the shopper moved on (or after a 401 sent them to log in)
+ * writes into a detached element and cannot overwrite the new page.
+ */
 async function render(view, params) {
-  loading(main);
-  if (!view) return notFound();
+  const page = h('div.page');
+  main.replaceChildren(page);
+  loading(page);
+  if (!view) return notFound(page);
   try {
-    const result = await view(main, params);
-    main.focus({ preventScroll: true });
+    const result = await view(page, params);
+    if (page.isConnected && !page.contains(document.activeElement)) main.focus({ preventScroll: true });
     return result;
   } catch (err) {
     if (err && err.name === 'AbortError') return undefined;
-    main.replaceChildren(h('h1', 'Something went wrong'), errorBox(err), h('p', h('a', { href: '/' }, 'Back to the shop')));
+    page.replaceChildren(h('h1', 'Something went wrong'), errorBox(err), h('p', h('a', { href: '/' }, 'Back to the shop')));
     return undefined;
   }
 }

@@ -21,21 +21,20 @@ export function changed() {
 export function toLogin(message, kind = 'info') {
   if (message) session.setNotice(message, kind);
   const here = location.pathname + location.search;
-  const next = here.startsWith('/shop/login') || here.startsWith('/shop/register') ? '' : `?next=${encodeURIComponent(here)}`;
+  if (location.pathname === '/shop/login') return navigate(here, { replace: true });
+  const next = location.pathname === '/shop/register' ? '' : `?next=${encodeURIComponent(here)}`;
   return navigate(`/shop/login${next}`, { replace: true });
 }
 
-let redirecting = false;
 configure({
-  unauthorized() {
-    // One token, many requests in flight: send the shopper to login once.
-    if (redirecting) return;
-    redirecting = true;
+  unauthorized(err, token) {
+    // Many requests may carry the same dead token: only the first 401 for
+    // the stored token logs out; a late one for an older token is ignored.
+    const s = session.current();
+    if (!s || s.token !== token) return;
     session.clear();
     changed();
-    toLogin('Your session has expired or was signed out. Please log in again — your cart is saved.', 'warning').finally(() => {
-      redirecting = false;
-    });
+    toLogin('Your session has expired or was signed out. Please log in again — your cart is saved.', 'warning');
   },
   busy(on) {
     document.documentElement.classList.toggle('busy', on);

@@ -114,7 +114,7 @@ export async function order(main, { id }) {
 
   function poll(delay = POLL_MS) {
     clearTimeout(timer);
-    if (stopped || o.status === 'paid') return;
+    if (stopped || !main.isConnected || o.status === 'paid') return;
     timer = setTimeout(async () => {
       try {
         o = await authed('getOrder', { params: { id } });
