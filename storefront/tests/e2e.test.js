@@ -98,6 +98,7 @@ async function loginUI(page, who) {
   await page.getByLabel('Email').fill(who.email);
   await page.getByLabel('Password', { exact: true }).fill(who.password);
   await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL((u) => u.pathname !== '/shop/login', { timeout: WAIT });
   await page.getByRole('button', { name: 'Log out' }).waitFor({ timeout: WAIT });
 }
 
@@ -416,6 +417,50 @@ test('a bad form shows each API error beside its field, and a conflict as a mess
   await page.getByRole('button', { name: 'Create account' }).click();
   await page.locator('.form-problem [role=alert][data-code=email_taken]').waitFor({ timeout: WAIT });
   assert.equal(await emailError.textContent(), '', 'old field errors were cleared');
+});
+
+async function admin() {
+  const l = await api('POST', '/user/login', { body: { email: process.env.SHOP_ADMIN_EMAIL, password: process.env.SHOP_ADMIN_PASSWORD } });
+  assert.equal(l.status, 200, 'the admin cannot log in (SHOP_ADMIN_EMAIL/SHOP_ADMIN_PASSWORD)');
+  return l.body.token;
+}
+
+test("the cart shows the API's line-level errors: a product gone, the cart full", async (t) => {
+  const page = await open(t);
+  const me = await shopper('lines');
+  const token = await admin();
+  const made = await api('POST', '/product/', { token, body: { name: `Short-lived ${RUN}`, description: 'Soon gone.', price_cents: 500, stock: 3 } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const [kept] = await someProducts();
+  await api('POST', `/user/${me.id}/cart/`, { token: me.token, body: { product_id: made.body.id, quantity: 1 } });
+  await api('POST', `/user/${me.id}/cart/`, { token: me.token, body: { product_id: kept.id, quantity: 1 } });
+  assert.equal((await api('DELETE', `/product/${made.body.id}`, { token })).status, 204);
+  await loginUI(page, me);
+  await page.goto(site('/shop/cart'));
+  const gone = page.locator('.line.gone', { hasText: `Short-lived ${RUN}` });
+  await gone.getByText(/no longer available/).waitFor({ timeout: WAIT });
+  assert.ok(await page.getByRole('button', { name: 'Check out' }).isDisabled(), 'checkout allowed with a product gone');
+  assert.equal(cents(await page.locator('[data-total]').textContent()), kept.price_cents, 'the gone product is not in the total');
+  await gone.getByRole('button', { name: /Remove/ }).click();
+  await page.waitForFunction(() => !document.querySelector('.line.gone'), null, { timeout: WAIT });
+  assert.ok(await page.getByRole('button', { name: 'Check out' }).isEnabled());
+
+  // Fill the cart to its limit of lines through the API, then add one more in the page.
+  const full = await shopper('full');
+  const lines = [];
+  for (let i = 0; lines.length < 100; i++) {
+    const p = await api('POST', '/product/', { token, body: { name: `Filler ${RUN} ${i}`, description: 'One of many.', price_cents: 100, stock: 10 } });
+    assert.equal(p.status, 201);
+    const added = await api('POST', `/user/${full.id}/cart/`, { token: full.token, body: { product_id: p.body.id, quantity: 1 } });
+    if (added.status === 409) break;
+    assert.equal(added.status, 201, JSON.stringify(added.body));
+    lines.push(p.body.id);
+  }
+  await loginUI(page, full);
+  await page.goto(site(`/shop/products/${kept.id}`));
+  await page.getByRole('button', { name: 'Add to cart' }).click();
+  await page.locator('form.add [role=alert][data-code=cart_full]').waitFor({ timeout: WAIT });
+  await shot(page, 'cart-full');
 });
 
 test('a phone-sized screen: every page fits without horizontal scroll', async (t) => {

@@ -49,10 +49,28 @@ export function date(iso) {
   return Number.isNaN(d.getTime()) ? String(iso || '') : d.toLocaleString();
 }
 
+/**
+ * Headlines a shopper understands for the codes they meet; the API's own
+ * title is used for any other code, and its detail is always shown.
+ */
+const HEADLINES = {
+  cart_full: 'Your cart is full',
+  cart_empty: 'Your cart is empty',
+  cart_changed: 'Your cart changed — please check it and try again',
+  product_not_found: 'This product is no longer available',
+  product_unavailable: 'A product in your cart is no longer available',
+  email_taken: 'That email address is already registered',
+  invalid_credentials: 'Wrong email or password',
+  validation_failed: 'Please correct the highlighted fields',
+  rate_limited: 'Too many attempts — please wait a moment',
+  payments_unavailable: 'Payments are unavailable right now — nothing was charged',
+  products_unavailable: 'The catalog is unavailable right now',
+};
+
 /** The error box for an ApiError (or any Error): title, detail, and a role to be read out. */
 export function errorBox(err, extra) {
   const p = (err && err.problem) || { title: 'Something went wrong', detail: err && err.message ? err.message : '' };
-  const title = p.title || 'Something went wrong';
+  const title = HEADLINES[p.code] || p.title || 'Something went wrong';
   const detail = p.detail && p.detail !== title ? p.detail : '';
   return h('div.alert.error', { role: 'alert', 'data-code': p.code || '' },
     h('strong', title), detail && h('p', detail), extra);
