@@ -12,7 +12,16 @@ function availability(stock) {
 }
 
 export default async function product(main, { id }) {
-  const p = await call('getProduct', { params: { id } });
+  let p;
+  try {
+    p = await call('getProduct', { params: { id } });
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    document.title = 'Not available — Shop';
+    main.replaceChildren(h('h1', 'This product is no longer available'),
+      h('p', 'It may have been removed from the catalog. ', h('a', { href: '/' }, 'Browse the catalog')));
+    return;
+  }
   document.title = `${p.name} — Shop`;
 
   const form = h('form.add', { novalidate: true });
