@@ -31,8 +31,8 @@ if [ ! -d "$TESTS/node_modules/playwright-core" ]; then
     (cd "$TESTS" && npm ci --no-audit --no-fund)
 fi
 
-say "the API client against openapi.json"
-(cd "$TESTS" && node --test contract.test.js)
+say "the API client against openapi.json, and the pure helpers"
+(cd "$TESTS" && node --test contract.test.js units.test.js)
 
 if [ -n "${SHOP_BIN_DIR:-}" ]; then
     BIN=$(cd "$SHOP_BIN_DIR" && pwd)
