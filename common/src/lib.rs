@@ -8,6 +8,7 @@ pub mod auth;
 pub mod background;
 pub mod cli;
 pub mod client;
+pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -21,22 +21,27 @@ use http::HeaderValue;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::listing::ListQuery;
+
 /// What a cached read is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CacheKey {
     Product(String),
+    /// Every parameter that changes the answer is part of the key.
     List {
-        q: Option<String>,
+        filter: ListQuery,
         limit: i64,
         offset: i64,
     },
+    Categories,
 }
 
 impl CacheKey {
     fn size(&self) -> usize {
         match self {
             CacheKey::Product(id) => id.len(),
-            CacheKey::List { q, .. } => q.as_ref().map_or(0, String::len),
+            CacheKey::List { filter, .. } => filter.size(),
+            CacheKey::Categories => 0,
         }
     }
 }

@@ -16,6 +16,9 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 /// that a cart's `price × quantity` sums stay far from `i64` overflow.
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
 pub const DEFAULT_CURRENCY: &str = "USD";
+pub const MAX_CATEGORY_CHARS: usize = 40;
+pub const DEFAULT_CATEGORY: &str = "general";
+pub const MAX_IMAGE_URL_CHARS: usize = 500;
 
 /// A product name: 1 to 200 characters after trimming, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +125,77 @@ impl Stock {
     }
 }
 
+/// A category: a lowercase slug of 1 to 40 ASCII letters, digits and
+/// hyphens, so it is safe in URLs (`?category=kitchen`) without encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Category(String);
+
+impl Category {
+    pub fn parse(raw: &str) -> Result<Category, String> {
+        let ok = (1..=MAX_CATEGORY_CHARS).contains(&raw.len())
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Category(raw.to_string()))
+        } else {
+            Err(format!(
+                "must be 1 to {MAX_CATEGORY_CHARS} lowercase letters, digits or hyphens, such as \"kitchen\""
+            ))
+        }
+    }
+
+    pub fn default_category() -> Category {
+        Category(DEFAULT_CATEGORY.to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A picture's address: site-relative (`/assets/…`, served beside the
+/// storefront) or an absolute http(s) URL; at most 500 characters. Kept as
+/// sent, so the storefront puts exactly this into `<img src>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUrl(String);
+
+impl ImageUrl {
+    pub fn parse(raw: &str) -> Result<ImageUrl, String> {
+        const SHAPE: &str =
+            "must be a site-relative path starting with \"/\" or an absolute http(s) URL";
+        if raw.chars().count() > MAX_IMAGE_URL_CHARS {
+            return Err(format!("must be at most {MAX_IMAGE_URL_CHARS} characters"));
+        }
+        // Whitespace, control characters and backslashes are never part of
+        // a URL as written; browsers would "repair" them in surprising ways.
+        if raw
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\\')
+        {
+            return Err(format!("{SHAPE}, without spaces or control characters"));
+        }
+        let ok = if raw.starts_with('/') {
+            // `//host/x` is protocol-relative: another site, not ours.
+            !raw.starts_with("//")
+        } else {
+            url::Url::parse(raw).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+            })
+        };
+        if ok {
+            Ok(ImageUrl(raw.to_string()))
+        } else {
+            Err(SHAPE.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A JSON integer, strictly: a fraction (even `12.0`), a string or
 /// anything else is refused with a message saying so.
 pub fn json_integer(value: &Value) -> Result<i64, String> {
@@ -150,6 +224,8 @@ pub struct ProductFields {
     pub price_cents: Option<Value>,
     pub currency: Option<Value>,
     pub stock: Option<Value>,
+    pub category: Option<Value>,
+    pub image_url: Option<Value>,
 }
 
 impl ProductFields {
@@ -162,6 +238,8 @@ impl ProductFields {
             price_cents: body.remove("price_cents"),
             currency: body.remove("currency"),
             stock: body.remove("stock"),
+            category: body.remove("category"),
+            image_url: body.remove("image_url"),
         }
     }
 }
@@ -196,6 +274,19 @@ fn stock_of(value: &Value) -> Result<Stock, String> {
     Stock::parse(json_integer(value)?)
 }
 
+fn category_of(value: &Value) -> Result<Category, String> {
+    Category::parse(json_string(value)?)
+}
+
+/// `null` is a value here: the product has no picture.
+fn image_url_of(value: &Value) -> Result<Option<ImageUrl>, String> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) => ImageUrl::parse(s).map(Some),
+        _ => Err("must be a string or null".into()),
+    }
+}
+
 /// A valid new product.
 #[derive(Debug, Clone)]
 pub struct NewProduct {
@@ -204,11 +295,14 @@ pub struct NewProduct {
     pub price_cents: PriceCents,
     pub currency: Currency,
     pub stock: Stock,
+    pub category: Category,
+    pub image_url: Option<ImageUrl>,
 }
 
 impl NewProduct {
     /// `name`, `description` and `price_cents` are required; `currency`
-    /// defaults to USD and `stock` to 0, also when sent as `null`.
+    /// defaults to USD, `stock` to 0 and `category` to `general`, also when
+    /// sent as `null`; `image_url` to none.
     pub fn from_fields(f: &ProductFields) -> Result<NewProduct, ApiError> {
         let mut v = Validator::new();
         fn required<'a>(
@@ -242,17 +336,41 @@ impl NewProduct {
             None | Some(Value::Null) => Some(Stock(0)),
             Some(x) => field(&mut v, "stock", x, stock_of),
         };
+        let category = match &f.category {
+            None | Some(Value::Null) => Some(Category::default_category()),
+            Some(x) => field(&mut v, "category", x, category_of),
+        };
+        let image_url = match &f.image_url {
+            None => Some(None),
+            Some(x) => field(&mut v, "image_url", x, image_url_of),
+        };
         v.finish()?;
-        match (name, description, price_cents, currency, stock) {
-            (Some(name), Some(description), Some(price_cents), Some(currency), Some(stock)) => {
-                Ok(NewProduct {
-                    name,
-                    description,
-                    price_cents,
-                    currency,
-                    stock,
-                })
-            }
+        match (
+            name,
+            description,
+            price_cents,
+            currency,
+            stock,
+            category,
+            image_url,
+        ) {
+            (
+                Some(name),
+                Some(description),
+                Some(price_cents),
+                Some(currency),
+                Some(stock),
+                Some(category),
+                Some(image_url),
+            ) => Ok(NewProduct {
+                name,
+                description,
+                price_cents,
+                currency,
+                stock,
+                category,
+                image_url,
+            }),
             // `finish` above returned the error for any field left `None`.
             _ => Err(ApiError::internal(std::io::Error::other(
                 "validated product is incomplete",
@@ -269,12 +387,16 @@ pub struct ProductChanges {
     pub price_cents: Option<PriceCents>,
     pub currency: Option<Currency>,
     pub stock: Option<Stock>,
+    pub category: Option<Category>,
+    /// `Some(None)` removes the picture.
+    pub image_url: Option<Option<ImageUrl>>,
 }
 
 impl ProductChanges {
     /// Every present field is checked as on create. An explicit `null` is
-    /// refused: no product field can be cleared, and silently ignoring it
-    /// would hide a client's mistake.
+    /// refused, except for `image_url` where it removes the picture: no
+    /// other field can be cleared, and silently ignoring it would hide a
+    /// client's mistake.
     pub fn from_fields(f: &ProductFields) -> Result<ProductChanges, ApiError> {
         let mut v = Validator::new();
         fn optional<T>(
@@ -298,6 +420,11 @@ impl ProductChanges {
             price_cents: optional(&mut v, "price_cents", &f.price_cents, price_of),
             currency: optional(&mut v, "currency", &f.currency, currency_of),
             stock: optional(&mut v, "stock", &f.stock, stock_of),
+            category: optional(&mut v, "category", &f.category, category_of),
+            image_url: f
+                .image_url
+                .as_ref()
+                .and_then(|x| field(&mut v, "image_url", x, image_url_of)),
         };
         v.finish()?;
         Ok(changes)
@@ -309,6 +436,8 @@ impl ProductChanges {
             && self.price_cents.is_none()
             && self.currency.is_none()
             && self.stock.is_none()
+            && self.category.is_none()
+            && self.image_url.is_none()
     }
 }
 
@@ -321,8 +450,17 @@ pub struct Product {
     pub price_cents: i64,
     pub currency: String,
     pub stock: i64,
+    pub category: String,
+    pub image_url: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// One entry of `GET /products/categories`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryCount {
+    pub name: String,
+    pub count: i64,
 }
 
 /// Product ids are UUIDs; anything else cannot exist (`404`, not `500`).
@@ -377,6 +515,61 @@ mod tests {
         assert_eq!(p.currency.as_str(), "USD");
         assert_eq!(p.stock.get(), 0);
         assert_eq!(p.price_cents.get(), 0);
+        assert_eq!(p.category.as_str(), "general");
+        assert_eq!(p.image_url, None);
+    }
+
+    #[test]
+    fn categories_are_slugs() {
+        for good in [
+            "kitchen",
+            "home-garden",
+            "a",
+            "x2",
+            &"z".repeat(MAX_CATEGORY_CHARS),
+        ] {
+            assert!(Category::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Kitchen",
+            "home garden",
+            "home_garden",
+            "café",
+            "a/b",
+            &"z".repeat(41),
+        ] {
+            assert!(Category::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn image_urls_are_site_relative_or_absolute_http() {
+        for good in [
+            "/assets/products/mug.svg",
+            "/",
+            "https://cdn.example.com/a/b.png?w=200#x",
+            "http://127.0.0.1:8080/x.jpg",
+        ] {
+            assert!(ImageUrl::parse(good).is_ok(), "{good}");
+        }
+        let long = format!("/{}", "a".repeat(MAX_IMAGE_URL_CHARS));
+        for bad in [
+            "",
+            "mug.svg",
+            "//evil.example/x.png",
+            "javascript:alert(1)",
+            "data:image/svg+xml,<svg/>",
+            "ftp://example.com/x.png",
+            "https://",
+            "/a b.svg",
+            "/a\tb",
+            "/a\\b",
+            "https://example.com/\u{0}",
+            long.as_str(),
+        ] {
+            assert!(ImageUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

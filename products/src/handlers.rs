@@ -6,15 +6,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::auth::Claims;
+use common::conditional::none_match;
 use common::json::{json_response, no_content};
 use common::pagination::{Page, PageParams};
-use common::{ApiError, HandlerResult, Req};
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+use common::{ApiError, HandlerResult, Req, Validator};
+use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, LOCATION};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::cache::{CacheKey, Rendered};
 use crate::domain::{parse_id, NewProduct, ProductChanges, ProductFields};
+use crate::listing::ListQuery;
 use crate::State;
 
 fn not_found() -> ApiError {
@@ -88,10 +90,10 @@ pub async fn delete(state: Arc<State>, req: Req) -> HandlerResult {
     Ok(no_content())
 }
 
-/// `GET /products/?limit=&offset=&q=`
+/// `GET /products/?limit=&offset=&q=&category=&sort=`
 pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
     let query = req.query();
-    let page = PageParams::from_query(&query)?;
+    let page = PageParams::from_query(&query);
     // An empty `q` is no filter, as in a search box that was cleared.
     let q = query.get("q").map(String::as_str).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.contains('\0')) {
@@ -101,8 +103,19 @@ pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
             "must not contain NUL characters",
         ));
     }
+    let mut v = Validator::new();
+    let filter = ListQuery::from_query(&mut v, &query, q);
+    // One 422 names every bad parameter, paging ones first.
+    let page = match (page, v.finish()) {
+        (Ok(page), Ok(())) => page,
+        (Err(mut e), Err(more)) => {
+            e.errors.extend(more.errors);
+            return Err(e);
+        }
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
     let key = CacheKey::List {
-        q: q.map(str::to_string),
+        filter: filter.clone(),
         limit: page.limit,
         offset: page.offset,
     };
@@ -110,8 +123,22 @@ pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
     if let Some(hit) = state.cache.get(&key, version) {
         return Ok(cached(req.headers(), &hit, &state.cache_control));
     }
-    let (items, total) = state.store.list(q, page).await?;
+    let (items, total) = state.store.list(&filter, page).await?;
     let rendered = Rendered::json(&Page::new(items, total, page));
+    let resp = cached(req.headers(), &rendered, &state.cache_control);
+    state.cache.put(key, version, rendered);
+    Ok(resp)
+}
+
+/// `GET /products/categories`: live products per category, by name.
+pub async fn categories(state: Arc<State>, req: Req) -> HandlerResult {
+    let key = CacheKey::Categories;
+    let version = state.store.version();
+    if let Some(hit) = state.cache.get(&key, version) {
+        return Ok(cached(req.headers(), &hit, &state.cache_control));
+    }
+    let items = state.store.categories().await?;
+    let rendered = Rendered::json(&serde_json::json!({ "items": items }));
     let resp = cached(req.headers(), &rendered, &state.cache_control);
     state.cache.put(key, version, rendered);
     Ok(resp)
@@ -140,43 +167,4 @@ fn cached(
     resp.headers_mut()
         .insert(CACHE_CONTROL, cache_control.clone());
     resp
-}
-
-/// True when `If-None-Match` lists `etag` or is `*` (RFC 9110 §13.1.2,
-/// weak comparison: `W/"x"` matches `"x"`). Several headers and
-/// comma-separated lists are both allowed.
-fn none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let etag = etag.as_bytes();
-    headers
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag).as_bytes() == etag)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for v in values {
-            h.append(IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn if_none_match_forms() {
-        let tag = &HeaderValue::from_static("\"abc\"");
-        assert!(none_match(&headers(&["\"abc\""]), tag));
-        assert!(none_match(&headers(&["*"]), tag));
-        assert!(none_match(&headers(&["\"x\", W/\"abc\""]), tag));
-        assert!(none_match(&headers(&["\"x\"", "\"abc\""]), tag));
-        assert!(!none_match(&headers(&[]), tag));
-        assert!(!none_match(&headers(&["\"abcd\""]), tag));
-        assert!(!none_match(&headers(&["abc"]), tag));
-    }
 }

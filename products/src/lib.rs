@@ -6,6 +6,7 @@ pub mod cache;
 pub mod config;
 pub mod domain;
 mod handlers;
+pub mod listing;
 pub mod seed;
 pub mod store;
 
@@ -40,6 +41,7 @@ pub fn router() -> Router<State> {
         .put("/product/{id}", handlers::update)
         .delete("/product/{id}", handlers::delete)
         .get("/products/", handlers::list)
+        .get("/products/categories", handlers::categories)
 }
 
 /// A started products service: database connected and migrated.

@@ -63,7 +63,7 @@ mod tests {
     fn the_bundled_catalog_is_valid_and_realistic() {
         let products = catalog().unwrap();
         assert!(
-            (18..=25).contains(&products.len()),
+            (12..=16).contains(&products.len()),
             "{} products",
             products.len()
         );
@@ -73,5 +73,15 @@ mod tests {
             .all(|(_, p)| p.description.as_str().len() > 20));
         // The demo shows off non-ASCII names and search.
         assert!(products.iter().any(|(_, p)| !p.name.as_str().is_ascii()));
+        // The storefront shows each with its generated picture, by category.
+        for (key, p) in &products {
+            let want = format!("/assets/products/{key}.svg");
+            assert_eq!(
+                p.image_url.as_ref().map(|u| u.as_str()),
+                Some(want.as_str())
+            );
+        }
+        let categories: HashSet<&str> = products.iter().map(|(_, p)| p.category.as_str()).collect();
+        assert!((4..=5).contains(&categories.len()), "{categories:?}");
     }
 }

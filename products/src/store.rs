@@ -12,7 +12,8 @@ use common::time::{now_ms, rfc3339};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::domain::{NewProduct, Product, ProductChanges};
+use crate::domain::{CategoryCount, NewProduct, Product, ProductChanges};
+use crate::listing::ListQuery;
 
 #[derive(Clone)]
 pub struct Store {
@@ -26,7 +27,7 @@ pub struct Store {
 /// queries are assembled at compile time with `concat!`.
 macro_rules! columns {
     () => {
-        "id, name, description, price_cents, currency, stock, created_at, updated_at"
+        "id, name, description, price_cents, currency, stock, category, image_url, created_at, updated_at"
     };
 }
 
@@ -36,31 +37,16 @@ const GET: &str = concat!(
     " FROM products WHERE id = $1 AND deleted_at IS NULL"
 );
 
-// The page and the total come from one statement (a window count), so they
-// always describe the same snapshot even while admins write.
-const LIST_ALL: &str = concat!(
-    "SELECT ",
-    columns!(),
-    ", CAST(COUNT(*) OVER () AS BIGINT) AS total FROM products WHERE deleted_at IS NULL \
-     ORDER BY created_at, id LIMIT $1 OFFSET $2"
-);
-const LIST_MATCHING: &str = concat!(
-    "SELECT ",
-    columns!(),
-    ", CAST(COUNT(*) OVER () AS BIGINT) AS total FROM products \
-     WHERE deleted_at IS NULL AND name_lower LIKE $3 ESCAPE '\\' \
-     ORDER BY created_at, id LIMIT $1 OFFSET $2"
-);
-// A page past the end has no row to carry the window count.
-const COUNT_ALL: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM products WHERE deleted_at IS NULL";
-const COUNT_MATCHING: &str =
-    "SELECT CAST(COUNT(*) AS BIGINT) FROM products WHERE deleted_at IS NULL AND name_lower LIKE $1 ESCAPE '\\'";
+// Grouped in SQL, ordered in Rust: PostgreSQL's collation may ignore the
+// hyphens of slugs, and both engines must answer in the same order.
+const CATEGORIES: &str = "SELECT category, CAST(COUNT(*) AS BIGINT) AS count FROM products \
+     WHERE deleted_at IS NULL GROUP BY category";
 
 macro_rules! insert {
     () => {
         "INSERT INTO products \
-         (id, seed_key, name, name_lower, description, price_cents, currency, stock, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+         (id, seed_key, name, name_lower, description, price_cents, currency, stock, category, image_url, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
     };
 }
 const INSERT: &str = insert!();
@@ -75,7 +61,9 @@ const UPDATE: &str = concat!(
     "UPDATE products SET \
        name = COALESCE($1, name), name_lower = COALESCE($2, name_lower), \
        description = COALESCE($3, description), price_cents = COALESCE($4, price_cents), \
-       currency = COALESCE($5, currency), stock = COALESCE($6, stock), updated_at = $7 \
+       currency = COALESCE($5, currency), stock = COALESCE($6, stock), \
+       category = COALESCE($9, category), \
+       image_url = CASE WHEN $10 THEN $11 ELSE image_url END, updated_at = $7 \
      WHERE id = $8 AND deleted_at IS NULL RETURNING ",
     columns!()
 );
@@ -91,6 +79,8 @@ fn product_from_row(row: &AnyRow) -> Result<Product, sqlx::Error> {
         price_cents: row.try_get("price_cents")?,
         currency: row.try_get("currency")?,
         stock: row.try_get("stock")?,
+        category: row.try_get("category")?,
+        image_url: row.try_get("image_url")?,
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
     })
@@ -111,6 +101,26 @@ pub fn contains_pattern(q: &str) -> String {
     }
     pattern.push('%');
     pattern
+}
+
+/// The WHERE clause of a list (live products matching `filter`) and the
+/// values it binds, numbered from placeholder `$first`. Only constant text
+/// goes into the SQL; every value is bound.
+fn list_filter(filter: &ListQuery, first: usize) -> (String, Vec<String>) {
+    let mut sql = String::from("deleted_at IS NULL");
+    let mut values = Vec::new();
+    if let Some(q) = &filter.q {
+        sql.push_str(&format!(
+            " AND name_lower LIKE ${} ESCAPE '\\'",
+            first + values.len()
+        ));
+        values.push(contains_pattern(q));
+    }
+    if let Some(category) = &filter.category {
+        sql.push_str(&format!(" AND category = ${}", first + values.len()));
+        values.push(category.as_str().to_string());
+    }
+    (sql, values)
 }
 
 /// One product of the bundled catalog, identified by a stable key.
@@ -154,6 +164,8 @@ impl Store {
             price_cents: p.price_cents.get(),
             currency: p.currency.as_str().to_string(),
             stock: p.stock.get(),
+            category: p.category.as_str().to_string(),
+            image_url: p.image_url.as_ref().map(|u| u.as_str().to_string()),
             created_at: at.clone(),
             updated_at: at,
         })
@@ -185,6 +197,8 @@ impl Store {
             .bind(p.price_cents.get())
             .bind(p.currency.as_str())
             .bind(p.stock.get())
+            .bind(p.category.as_str())
+            .bind(p.image_url.as_ref().map(|u| u.as_str()))
             .bind(now)
             .execute(exec)
             .await?;
@@ -200,30 +214,43 @@ impl Store {
         row.as_ref().map(product_from_row).transpose()
     }
 
-    /// A page of live products in creation order, optionally only those
-    /// whose name contains `q` (case-insensitively), and how many match.
+    /// A page of the live products `filter` selects, in its order, and
+    /// how many it selects in all.
     pub async fn list(
         &self,
-        q: Option<&str>,
+        filter: &ListQuery,
         page: PageParams,
     ) -> Result<(Vec<Product>, i64), sqlx::Error> {
-        let pattern = q.map(contains_pattern);
-        let query = match &pattern {
-            Some(p) => sqlx::query(LIST_MATCHING)
-                .bind(page.limit)
-                .bind(page.offset)
-                .bind(p.as_str()),
-            None => sqlx::query(LIST_ALL).bind(page.limit).bind(page.offset),
-        };
+        // The page and the total come from one statement (a window count),
+        // so they always describe the same snapshot even while admins write.
+        let (condition, values) = list_filter(filter, 3);
+        let sql = format!(
+            concat!(
+                "SELECT ",
+                columns!(),
+                ", CAST(COUNT(*) OVER () AS BIGINT) AS total FROM products WHERE {} \
+                 ORDER BY {} LIMIT $1 OFFSET $2"
+            ),
+            condition,
+            filter.sort.order_by()
+        );
+        let mut query = sqlx::query(&sql).bind(page.limit).bind(page.offset);
+        for value in &values {
+            query = query.bind(value.as_str());
+        }
         let rows = query.fetch_all(&self.db.pool).await?;
         let total = match rows.first() {
             Some(row) => row.try_get::<i64, _>("total")?,
             None if page.offset == 0 => 0,
+            // A page past the end has no row to carry the window count.
             None => {
-                let count = match &pattern {
-                    Some(p) => sqlx::query_scalar(COUNT_MATCHING).bind(p.as_str()),
-                    None => sqlx::query_scalar(COUNT_ALL),
-                };
+                let (condition, values) = list_filter(filter, 1);
+                let sql =
+                    format!("SELECT CAST(COUNT(*) AS BIGINT) FROM products WHERE {condition}");
+                let mut count = sqlx::query_scalar(&sql);
+                for value in &values {
+                    count = count.bind(value.as_str());
+                }
                 count.fetch_one(&self.db.pool).await?
             }
         };
@@ -232,6 +259,22 @@ impl Store {
             .map(product_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((items, total))
+    }
+
+    /// The categories that have live products, with how many, by name.
+    pub async fn categories(&self) -> Result<Vec<CategoryCount>, sqlx::Error> {
+        let rows = sqlx::query(CATEGORIES).fetch_all(&self.db.pool).await?;
+        let mut items = rows
+            .iter()
+            .map(|row| {
+                Ok(CategoryCount {
+                    name: row.try_get("category")?,
+                    count: row.try_get("count")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(items)
     }
 
     /// Applies the given changes to a live product in one statement and
@@ -251,6 +294,13 @@ impl Store {
             .bind(c.stock.map(|s| s.get()))
             .bind(now_ms())
             .bind(id)
+            .bind(c.category.as_ref().map(|x| x.as_str()))
+            .bind(c.image_url.is_some())
+            .bind(
+                c.image_url
+                    .as_ref()
+                    .and_then(|u| u.as_ref().map(|u| u.as_str())),
+            )
             .fetch_optional(&self.db.pool)
             .await;
         self.wrote();

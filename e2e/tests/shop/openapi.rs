@@ -196,6 +196,7 @@ fn the_document_is_openapi_3_1_and_documents_every_public_path_of_api_md() {
         ("/product/", &["post"]),
         ("/product/{id}", &["get", "put", "delete"]),
         ("/products/", &["get"]),
+        ("/products/categories", &["get"]),
         ("/user/{uid}/cart/", &["post", "get"]),
         ("/user/{uid}/cart/{id}", &["get", "put", "delete"]),
         ("/user/{uid}/cart/checkout", &["post"]),
@@ -485,7 +486,10 @@ async fn every_documented_operation_answers_through_the_balancer_and_conforms() 
             "createProduct",
             "/product/",
             a,
-            Some(json!({"name": "OpenAPI Mug", "description": "Conforms.", "price_cents": 1200, "stock": 3})),
+            Some(json!({
+                "name": "OpenAPI Mug", "description": "Conforms.", "price_cents": 1200, "stock": 3,
+                "category": "openapi-probe", "image_url": "/assets/products/ceramic-coffee-mug.svg"
+            })),
             201,
         )
         .await;
@@ -508,6 +512,31 @@ async fn every_documented_operation_answers_through_the_balancer_and_conforms() 
         200,
     )
     .await;
+    let filtered = p
+        .call(
+            "listProducts",
+            "/products/?category=openapi-probe&sort=price_desc",
+            None,
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(filtered.body["items"][0]["id"], pid.as_str());
+    let bad_sort = api.get("/products/?sort=cheapest", None).await;
+    assert_eq!(bad_sort.status, 422);
+    conforms(&doc, "listProducts", "an unknown sort", &bad_sort);
+    let categories = p
+        .call("listCategories", "/products/categories", None, None, 200)
+        .await;
+    assert!(
+        categories.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "openapi-probe"),
+        "{}",
+        categories.text
+    );
     let customer_write = api
         .put(&format!("/product/{pid}"), t, &json!({"stock": 1}))
         .await;

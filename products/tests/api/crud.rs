@@ -22,12 +22,14 @@ async fn create_answers_201_with_the_product_and_where_it_lives() {
     assert_eq!(p["price_cents"], 1250);
     assert_eq!(p["currency"], "USD", "currency defaults to USD");
     assert_eq!(p["stock"], 0, "stock defaults to 0");
+    assert_eq!(p["category"], "general", "category defaults to general");
+    assert_eq!(p["image_url"], Value::Null, "no picture unless given");
     assert_eq!(p["created_at"], p["updated_at"]);
     assert!(p["created_at"].as_str().unwrap().ends_with('Z'), "{p}");
     let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
     assert_eq!(
         keys.len(),
-        8,
+        10,
         "exactly the fields of docs/api.md, nothing internal: {keys:?}"
     );
 

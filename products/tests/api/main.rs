@@ -4,10 +4,13 @@
 
 mod auth;
 mod caching;
+mod categories;
 mod concurrency;
 mod crud;
 mod errors;
 mod helpers;
+mod images;
 mod list;
 mod seed;
+mod sorting;
 mod validation;

@@ -50,6 +50,17 @@ fn bad_values() -> Vec<(&'static str, Value)> {
         ("stock", json!(1.5)),
         ("stock", json!(3.0)),
         ("stock", json!("3")),
+        ("category", json!("")),
+        ("category", json!("Kitchen")),
+        ("category", json!("home garden")),
+        ("category", json!("x".repeat(41))),
+        ("category", json!(7)),
+        ("image_url", json!("")),
+        ("image_url", json!("mug.svg")),
+        ("image_url", json!("//elsewhere.example/mug.svg")),
+        ("image_url", json!("javascript:alert(1)")),
+        ("image_url", json!(format!("/{}", "a".repeat(500)))),
+        ("image_url", json!(12)),
     ]
 }
 
@@ -156,7 +167,14 @@ async fn update_validates_like_create_and_writes_nothing_on_error() {
         body[field] = value;
         invalid_fields(app.put(&path, &As::Admin, &body).await, &[field]).await;
     }
-    for field in ["name", "description", "price_cents", "currency", "stock"] {
+    for field in [
+        "name",
+        "description",
+        "price_cents",
+        "currency",
+        "stock",
+        "category",
+    ] {
         let body = json!({ field: null });
         let err = invalid_fields(app.put(&path, &As::Admin, &body).await, &[field]).await;
         assert_eq!(err["errors"][0]["message"], "must not be null");

@@ -1,0 +1,143 @@
+//! What `GET /products/` may ask for besides the page: `?q=` (name
+//! contains), `?category=` (exact) and `?sort=`, read from the query string
+//! into one value that both the SQL and the read cache's key are made from.
+
+use std::collections::HashMap;
+
+use common::Validator;
+
+use crate::domain::Category;
+
+/// The orders a list can come in. Every one ends in a unique column, so
+/// pages never overlap or skip rows that tie on the sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Sort {
+    Newest,
+    /// Creation order, the order of the list before sorting existed.
+    #[default]
+    Oldest,
+    PriceAsc,
+    PriceDesc,
+    NameAsc,
+    NameDesc,
+}
+
+impl Sort {
+    pub const ALL: [(&'static str, Sort); 6] = [
+        ("newest", Sort::Newest),
+        ("oldest", Sort::Oldest),
+        ("price_asc", Sort::PriceAsc),
+        ("price_desc", Sort::PriceDesc),
+        ("name_asc", Sort::NameAsc),
+        ("name_desc", Sort::NameDesc),
+    ];
+
+    pub fn parse(raw: &str) -> Result<Sort, String> {
+        Sort::ALL
+            .iter()
+            .find(|(name, _)| *name == raw)
+            .map(|(_, sort)| *sort)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Sort::ALL.iter().map(|(name, _)| *name).collect();
+                format!("must be one of {}", names.join(", "))
+            })
+    }
+
+    /// The ORDER BY clause; constant text, never built from input. Names
+    /// sort case-insensitively (`name_lower`); ties fall back to creation
+    /// order, and `id` makes the order total.
+    pub fn order_by(self) -> &'static str {
+        match self {
+            Sort::Newest => "created_at DESC, id DESC",
+            Sort::Oldest => "created_at, id",
+            Sort::PriceAsc => "price_cents, created_at, id",
+            Sort::PriceDesc => "price_cents DESC, created_at, id",
+            Sort::NameAsc => "name_lower, created_at, id",
+            Sort::NameDesc => "name_lower DESC, created_at, id",
+        }
+    }
+}
+
+/// The filters and order of one list request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub category: Option<Category>,
+    pub sort: Sort,
+}
+
+impl ListQuery {
+    /// Reads `category` and `sort` from the query string into `v`'s
+    /// errors; `q` has been checked by the caller. An empty `category` or
+    /// `sort` is no choice, as an unset select box would send it.
+    pub fn from_query(
+        v: &mut Validator,
+        query: &HashMap<String, String>,
+        q: Option<&str>,
+    ) -> ListQuery {
+        let present = |name: &str| {
+            query
+                .get(name)
+                .map(String::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let category = present("category").and_then(|c| v.parse("category", Category::parse(c)));
+        let sort = present("sort")
+            .and_then(|s| v.parse("sort", Sort::parse(s)))
+            .unwrap_or_default();
+        ListQuery {
+            q: q.map(str::to_string),
+            category,
+            sort,
+        }
+    }
+
+    /// Bytes this key holds beyond its fixed size, for the cache's budget.
+    pub fn size(&self) -> usize {
+        self.q.as_ref().map_or(0, String::len)
+            + self.category.as_ref().map_or(0, |c| c.as_str().len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<ListQuery, Vec<String>> {
+        let query = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut v = Validator::new();
+        let list = ListQuery::from_query(&mut v, &query, None);
+        match v.finish() {
+            Ok(()) => Ok(list),
+            Err(e) => Err(e.errors.into_iter().map(|e| e.field).collect()),
+        }
+    }
+
+    #[test]
+    fn defaults_and_choices() {
+        assert_eq!(parse(&[]).unwrap(), ListQuery::default());
+        assert_eq!(
+            parse(&[("sort", ""), ("category", "")]).unwrap(),
+            ListQuery::default()
+        );
+        let l = parse(&[("sort", "price_desc"), ("category", "kitchen")]).unwrap();
+        assert_eq!(l.sort, Sort::PriceDesc);
+        assert_eq!(l.category.unwrap().as_str(), "kitchen");
+        for (name, sort) in Sort::ALL {
+            assert_eq!(Sort::parse(name), Ok(sort));
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_parameter() {
+        assert_eq!(parse(&[("sort", "cheapest")]).unwrap_err(), ["sort"]);
+        assert_eq!(parse(&[("sort", "PRICE_ASC")]).unwrap_err(), ["sort"]);
+        assert_eq!(
+            parse(&[("category", "Kitchen"), ("sort", "x")]).unwrap_err(),
+            ["category", "sort"]
+        );
+    }
+}
