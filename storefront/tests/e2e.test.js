@@ -227,6 +227,10 @@ test("the shopper's journey: register, browse, search, cart, declined and good c
   await page.locator('.line', { hasText: other.name }).getByRole('button', { name: /Remove/ }).click();
   await page.waitForFunction(() => document.querySelectorAll('.line').length === 1, null, { timeout: WAIT });
   assert.equal(cents(await totalText.textContent()), 3 * target.price_cents);
+  // A reload on a deep link opens the same page, still logged in.
+  await page.reload();
+  await page.locator('.line', { hasText: target.name }).waitFor({ timeout: WAIT });
+  assert.equal(cents(await totalText.textContent()), 3 * target.price_cents);
   await shot(page, 'cart');
 
   // Check out: the order page, awaiting payment.
