@@ -11,6 +11,7 @@ use common::config::{Config, ConfigError, Setting};
 use common::server::ServerOptions;
 
 use crate::routes::{parse_size_str, Table, UpstreamUrl, DEFAULT_TABLE};
+use crate::storefront;
 
 pub const NAME: &str = "balancer";
 
@@ -46,6 +47,16 @@ const OWN_SETTINGS: &[Setting] = &[
         "upstreams",
         None,
         "Upstreams of any pool as pool=url pairs, comma-separated; a pool named here loses its other upstreams",
+    ),
+    Setting::new(
+        "storefront_dir",
+        Some("storefront/public"),
+        "Directory of the storefront's files, served by `static = true` routes (relative: to the working directory); missing: not served",
+    ),
+    Setting::new(
+        "storefront_max_age",
+        Some("60s"),
+        "How long browsers may reuse a storefront file other than HTML before revalidating (0s: always revalidate)",
     ),
     Setting::new(
         "cors_origins",
@@ -174,6 +185,7 @@ pub struct BalancerConfig {
     pub table_source: String,
     pub table: Table,
     pub cors: Origins,
+    pub storefront: storefront::Options,
     pub max_body: u64,
     pub route_timeout: Duration,
     pub max_header_count: usize,
@@ -303,11 +315,23 @@ impl BalancerConfig {
             }
             Ok(d)
         };
+        let storefront = storefront::Options {
+            dir: config
+                .raw("storefront_dir")
+                .map(PathBuf::from)
+                // Absolute from here on, so logs name the real place.
+                .map(|d| match std::env::current_dir() {
+                    Ok(cwd) if d.is_relative() => cwd.join(d),
+                    _ => d,
+                }),
+            max_age: config.duration("storefront_max_age")?,
+        };
         Ok(BalancerConfig {
             listen: config.get("listen")?,
             table_source,
             table,
             cors,
+            storefront,
             max_body,
             route_timeout: nonzero("route_timeout")?,
             max_header_count,
@@ -344,6 +368,10 @@ impl BalancerConfig {
             table_source: "test".to_string(),
             table,
             cors: Origins::List(vec!["http://localhost:5173".to_string()]),
+            storefront: storefront::Options {
+                dir: None,
+                max_age: Duration::from_secs(60),
+            },
             max_body: 1 << 20,
             route_timeout: Duration::from_secs(15),
             max_header_count: 64,
@@ -393,6 +421,12 @@ mod tests {
         assert!(!c.cors.allows(b"http://evil.example"));
         let users = c.table.pools.iter().find(|p| p.name == "users").unwrap();
         assert_eq!(users.upstreams[0].to_string(), "http://127.0.0.1:8001");
+        let dir = c.storefront.dir.unwrap();
+        assert!(
+            dir.is_absolute() && dir.ends_with("storefront/public"),
+            "{dir:?}"
+        );
+        assert_eq!(c.storefront.max_age, Duration::from_secs(60));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod headers;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
+pub mod storefront;
 pub mod upstream;
 
 use std::future::Future;

@@ -76,6 +76,7 @@ fn check_config(file: &str) -> ExitCode {
                 let target = match rule.target {
                     Target::Pool(p) => format!("pool {}", table.pools[p].name),
                     Target::Deny => "404".into(),
+                    Target::Static => "storefront files".into(),
                 };
                 println!(
                     "  {:>2}. {:<8} {} -> {target}  [{}]",

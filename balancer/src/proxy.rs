@@ -30,6 +30,7 @@ use crate::connections::{ConnectOptions, Connections, SendError};
 use crate::headers;
 use crate::metrics::{RouteMetrics, Tally};
 use crate::routes::{Rule, Target};
+use crate::storefront::{Outcome, Storefront};
 use crate::upstream::{Pick, Picked, Pool, PoolView};
 
 /// Everything the workers share: configuration, pools with their health,
@@ -37,6 +38,8 @@ use crate::upstream::{Pick, Picked, Pool, PoolView};
 pub struct Shared {
     pub config: BalancerConfig,
     pub pools: Vec<Arc<Pool>>,
+    /// What `static = true` rules serve.
+    pub storefront: Storefront,
     /// One per rule, then the unmatched requests, then the balancer's own
     /// endpoints (see [`Label::index`]).
     metrics: Vec<RouteMetrics>,
@@ -64,7 +67,7 @@ impl Shared {
             .map(|r| {
                 let pool = match r.target {
                     Target::Pool(i) => config.table.pools[i].name.as_str(),
-                    Target::Deny => "-",
+                    Target::Deny | Target::Static => "-",
                 };
                 RouteMetrics::new(&r.name, pool)
             })
@@ -73,6 +76,7 @@ impl Shared {
         metrics.push(RouteMetrics::new("balancer", "-"));
         Shared {
             pools,
+            storefront: Storefront::new(&config.storefront),
             metrics,
             tallies: Mutex::new(Vec::new()),
             workers: AtomicUsize::new(0),
@@ -354,7 +358,7 @@ impl Proxy {
             ) {
                 let wanted = Method::from_bytes(wanted.as_bytes()).unwrap_or(Method::GET);
                 return match cfg.table.find(&wanted, path) {
-                    Some((i, rule)) if rule.target != Target::Deny => {
+                    Some((i, rule)) if matches!(rule.target, Target::Pool(_)) => {
                         let mut resp = Response::new(DownBody::from(Full::default()));
                         *resp.status_mut() = StatusCode::NO_CONTENT;
                         let requested = req.headers().get(headers::REQUEST_HEADERS);
@@ -372,6 +376,17 @@ impl Proxy {
         };
         let (pool, view) = match rule.target {
             Target::Deny => return (Label::Rule(index), None, problem(not_found(path))),
+            Target::Static => {
+                let resp = match self.serve_static(method, path, req.headers()).await {
+                    Outcome::Served(resp) => resp,
+                    Outcome::NotFound => problem(not_found(path)),
+                    Outcome::MethodNotAllowed => {
+                        problem(ApiError::method_not_allowed(&[Method::GET, Method::HEAD]))
+                    }
+                    Outcome::Failed(e) => problem(ApiError::internal(e)),
+                };
+                return (Label::Rule(index), None, resp);
+            }
             Target::Pool(p) => (&self.shared.pools[p], &self.views[p]),
         };
         let limit = rule.max_body.unwrap_or(cfg.max_body);
@@ -384,6 +399,27 @@ impl Proxy {
             Err(e) => problem(e),
         };
         (Label::Rule(index), upstream, resp)
+    }
+
+    /// A static rule's answer. A path that any proxied or denied rule's
+    /// pattern covers (for whatever method) belongs to the API, so it never
+    /// falls back to the storefront's index.html.
+    async fn serve_static(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &http::HeaderMap,
+    ) -> Outcome {
+        let rules = &self.shared.config.table.rules;
+        let is_api_path = |p: &str| {
+            rules
+                .iter()
+                .any(|r| r.target != Target::Static && r.pattern.matches(p))
+        };
+        self.shared
+            .storefront
+            .serve(method, path, headers, is_api_path)
+            .await
     }
 
     /// Sends the request to a replica, retrying as the rules allow, until

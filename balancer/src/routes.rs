@@ -1,6 +1,6 @@
 //! The route table: ordered rules (prefix, exact path or regex; optional
-//! methods) that send a request to a pool of upstreams or deny it, and the
-//! pools themselves. Parsed and validated once at start (or by
+//! methods) that send a request to a pool of upstreams, deny it, or serve
+//! it from the storefront's files, and the pools themselves. Parsed and validated once at start (or by
 //! `balancer check-config`); regexes are compiled here, never per request.
 
 use std::collections::BTreeMap;
@@ -51,6 +51,8 @@ struct RawRoute {
     pool: Option<String>,
     public: Option<bool>,
     deny: Option<bool>,
+    #[serde(rename = "static")]
+    static_files: Option<bool>,
     timeout: Option<String>,
     max_body: Option<toml::Value>,
 }
@@ -102,6 +104,8 @@ pub enum Target {
     /// Index into [`Table::pools`].
     Pool(usize),
     Deny,
+    /// Files from the `storefront_dir` setting (see `storefront.rs`).
+    Static,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +307,9 @@ fn compile_rule(index: usize, r: RawRoute, pools: &[PoolSpec]) -> Result<Rule, T
                 .collect::<Result<Vec<_>, _>>()?,
         ),
     };
+    if r.static_files == Some(true) {
+        return compile_static(r, pattern, err);
+    }
     let denied = r.deny == Some(true) || r.public == Some(false);
     if r.deny == Some(true) && r.public == Some(true) {
         return Err(err(
@@ -347,6 +354,37 @@ fn compile_rule(index: usize, r: RawRoute, pools: &[PoolSpec]) -> Result<Rule, T
     })
 }
 
+/// A `static = true` rule: it answers from files itself, so nothing about
+/// upstreams applies, and it decides the methods (GET and HEAD; 405 for
+/// others on its files).
+fn compile_static(
+    r: RawRoute,
+    pattern: Pattern,
+    err: impl Fn(String) -> TableError,
+) -> Result<Rule, TableError> {
+    let conflicting = [
+        ("pool", r.pool.is_some()),
+        ("deny", r.deny.is_some()),
+        ("public", r.public.is_some()),
+        ("methods", r.methods.is_some()),
+        ("timeout", r.timeout.is_some()),
+        ("max_body", r.max_body.is_some()),
+    ];
+    if let Some((key, _)) = conflicting.iter().find(|(_, set)| *set) {
+        return Err(err(format!(
+            "`static = true` serves files itself and cannot have `{key}`"
+        )));
+    }
+    Ok(Rule {
+        name: r.name.unwrap_or_else(|| pattern.to_string()),
+        pattern,
+        methods: None,
+        target: Target::Static,
+        timeout: None,
+        max_body: None,
+    })
+}
+
 /// A byte count: an integer, or a string such as `"512KiB"`, `"100 MiB"`.
 pub fn parse_size(v: &toml::Value) -> Result<u64, String> {
     match v {
@@ -382,6 +420,7 @@ mod tests {
         t.find(&method, path).map(|(_, r)| match r.target {
             Target::Pool(i) => t.pools[i].name.clone(),
             Target::Deny => "deny".to_string(),
+            Target::Static => "static".to_string(),
         })
     }
 
@@ -398,19 +437,22 @@ mod tests {
             (Method::GET, "/user/42/cart", Some("cart")),
             (Method::GET, "/user/42/orders/7", Some("cart")),
             (Method::GET, "/user/42/cartoons", Some("users")),
-            (Method::GET, "/users", None),
-            (Method::GET, "/users-foo", None),
+            (Method::GET, "/users", Some("static")),
+            (Method::GET, "/users-foo", Some("static")),
             (Method::GET, "/product/1", Some("products")),
             (Method::GET, "/products/", Some("products")),
-            (Method::GET, "/productz", None),
+            (Method::GET, "/productz", Some("static")),
             (Method::POST, "/invoices/abc/pay", Some("payments-mock")),
             (Method::POST, "/log", Some("stats")),
-            (Method::GET, "/log", None),
-            (Method::POST, "/log/summary", None),
-            (Method::GET, "/log/summary", None),
-            (Method::POST, "/send_email/", None),
+            (Method::GET, "/log", Some("static")),
+            (Method::POST, "/log/summary", Some("static")),
+            (Method::GET, "/log/summary", Some("static")),
+            (Method::POST, "/send_email/", Some("static")),
             (Method::POST, "/internal/payments/webhook", Some("deny")),
-            (Method::GET, "/", None),
+            (Method::GET, "/internal/x", Some("deny")),
+            (Method::GET, "/", Some("static")),
+            (Method::GET, "/assets/app.js", Some("static")),
+            (Method::GET, "/shop/cart", Some("static")),
         ];
         for (m, p, want) in cases {
             assert_eq!(target_of(&t, m.clone(), p).as_deref(), want, "{m} {p}");
@@ -450,6 +492,14 @@ mod tests {
             (
                 "[[route]]\nprefix = \"x\"\npool = \"a\"\n",
                 "must start with /",
+            ),
+            (
+                "[[route]]\nprefix = \"/\"\nstatic = true\npool = \"a\"\n",
+                "cannot have `pool`",
+            ),
+            (
+                "[[route]]\nprefix = \"/\"\nstatic = true\nmethods = [\"GET\"]\n",
+                "cannot have `methods`",
             ),
         ];
         for (rules, want) in cases {

@@ -6,6 +6,7 @@
 //! Ctrl-C or SIGTERM stops them all.
 
 mod services;
+mod storefront;
 mod supervisor;
 
 use std::path::{Path, PathBuf};
@@ -120,6 +121,21 @@ async fn main() -> ExitCode {
         "BALANCER_CORS_ORIGINS".into(),
         "http://localhost:5173,http://localhost:3000".into(),
     ));
+
+    // The balancer serves the storefront from an absolute path, whatever
+    // the working directory; an explicit setting wins.
+    if std::env::var_os("BALANCER_STOREFRONT_DIR").is_none() {
+        let exe = std::env::current_exe().ok();
+        match storefront::locate(exe.as_deref()) {
+            Some(dir) => env.push((
+                "BALANCER_STOREFRONT_DIR".into(),
+                dir.display().to_string(),
+            )),
+            None => log::warn!(
+                "storefront/public not found beside the launcher or in the workspace; the shop runs without its storefront"
+            ),
+        }
+    }
 
     let names: Vec<&str> = selected.iter().map(|s| s.name).collect();
     let bin_dir = match locate_binaries(

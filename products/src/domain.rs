@@ -463,6 +463,13 @@ pub struct CategoryCount {
     pub count: i64,
 }
 
+/// The body of `GET /products/categories` (a struct, so `name` comes
+/// before `count` as documented).
+#[derive(Debug, Serialize)]
+pub struct CategoryList {
+    pub items: Vec<CategoryCount>,
+}
+
 /// Product ids are UUIDs; anything else cannot exist (`404`, not `500`).
 /// The canonical form is returned so `…/PRODUCT-ID-IN-CAPS` finds it too.
 pub fn parse_id(raw: &str) -> Option<String> {

@@ -15,7 +15,7 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::cache::{CacheKey, Rendered};
-use crate::domain::{parse_id, NewProduct, ProductChanges, ProductFields};
+use crate::domain::{parse_id, CategoryList, NewProduct, ProductChanges, ProductFields};
 use crate::listing::ListQuery;
 use crate::State;
 
@@ -138,7 +138,7 @@ pub async fn categories(state: Arc<State>, req: Req) -> HandlerResult {
         return Ok(cached(req.headers(), &hit, &state.cache_control));
     }
     let items = state.store.categories().await?;
-    let rendered = Rendered::json(&serde_json::json!({ "items": items }));
+    let rendered = Rendered::json(&CategoryList { items });
     let resp = cached(req.headers(), &rendered, &state.cache_control);
     state.cache.put(key, version, rendered);
     Ok(resp)

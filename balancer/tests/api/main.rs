@@ -4,6 +4,7 @@
 //! hyper client (for streaming uploads) or raw TCP (for exact headers).
 
 mod connections;
+mod storefront;
 mod support;
 
 use std::convert::Infallible;
@@ -87,6 +88,7 @@ async fn the_default_table_routes_as_api_md_says() {
         ("GET", "/users"),
         ("GET", "/users-foo"),
         ("GET", "/productz"),
+        // These shops have no storefront_dir (storefront.rs tests one).
         ("GET", "/"),
         ("GET", "/nope"),
     ];
