@@ -45,17 +45,7 @@ BIN="$ROOT/target/debug"
 shop_prepare fuzz
 SHOP_KEEP="${FUZZ_KEEP:-}"
 
-# On PostgreSQL: one fresh database per service.
-DB_ENV=()
-if [ -n "${TEST_DATABASE_URL:-}" ]; then
-    PG_BASE="${TEST_DATABASE_URL%/*}"
-    for prefix in USERS PRODUCTS CART MAILER STATS PAYMENTS; do
-        db="fuzz_$(echo "$prefix" | tr '[:upper:]' '[:lower:]')_$$"
-        psql "$TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
-        DATABASES+=("$db")
-        DB_ENV+=("${prefix}_DATABASE_URL=$PG_BASE/$db" "${prefix}_DATABASE_MAX_CONNECTIONS=4")
-    done
-fi
+shop_databases
 
 say "starting the shop at $SHOP (data in $DATA)"
 shop_start "$BIN" \

@@ -6,10 +6,13 @@
 # always when SHOP_KEEP is set).
 #
 #   shop_prepare NAME          sets WORK, DATA, LOG, BASE and SHOP (the balancer's URL)
+#   shop_databases             with TEST_DATABASE_URL set: a fresh PostgreSQL database
+#                              per service, their settings in DB_ENV (else DB_ENV is empty)
 #   shop_start BIN [VAR=value ...]   the launcher from BIN with these variables; sets LAUNCHER
 #   shop_wait_ready            up to 90 s
 
 DATABASES=()
+DB_ENV=()
 LAUNCHER=""
 
 shop_prepare() {
@@ -42,6 +45,17 @@ PY
     SHOP="http://127.0.0.1:$((BASE + 80))"
     trap stop_shop EXIT
     trap 'exit 130' INT TERM
+}
+
+shop_databases() {
+    [ -n "${TEST_DATABASE_URL:-}" ] || return 0
+    local pg_base="${TEST_DATABASE_URL%/*}" prefix db
+    for prefix in USERS PRODUCTS CART MAILER STATS PAYMENTS; do
+        db="${SHOP_NAME}_$(echo "$prefix" | tr '[:upper:]' '[:lower:]')_$$"
+        psql "$TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
+        DATABASES+=("$db")
+        DB_ENV+=("${prefix}_DATABASE_URL=$pg_base/$db" "${prefix}_DATABASE_MAX_CONNECTIONS=4")
+    done
 }
 
 stop_shop() {

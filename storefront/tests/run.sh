@@ -8,6 +8,9 @@
 #   storefront/tests/run.sh                      # builds debug binaries, runs everything
 #   SHOP_BIN_DIR=target/release storefront/tests/run.sh   # use these binaries, no build
 #   STOREFRONT_KEEP=1 storefront/tests/run.sh    # keep the data dir and the shop's log
+#   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test storefront/tests/run.sh
+#                                                # on PostgreSQL: a fresh database per
+#                                                # service, dropped afterwards
 #   STOREFRONT_URL=http://localhost:5173 ...     # load the page from a dev server instead
 #                                                #   (it then reaches the shop with ?api=)
 set -euo pipefail
@@ -47,6 +50,7 @@ fi
 . "$ROOT/e2e/shop.sh"
 shop_prepare storefront
 SHOP_KEEP="${STOREFRONT_KEEP:-}"
+shop_databases
 
 say "starting the shop at $SHOP (data in $DATA)"
 # The tests register and log in many shoppers from one address, so the
@@ -55,7 +59,8 @@ shop_start "$BIN" \
     RUST_LOG="${RUST_LOG:-info}" \
     SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
     USERS_LOGIN_ATTEMPTS_PER_IP=100000 \
-    USERS_REGISTRATIONS_PER_IP=100000
+    USERS_REGISTRATIONS_PER_IP=100000 \
+    "${DB_ENV[@]}"
 shop_wait_ready
 
 say "the shopper's journey in Chromium"
