@@ -8,7 +8,8 @@
 #   shop_prepare NAME          sets WORK, DATA, LOG, BASE and SHOP (the balancer's URL)
 #   shop_databases             with TEST_DATABASE_URL set: a fresh PostgreSQL database
 #                              per service, their settings in DB_ENV (else DB_ENV is empty)
-#   shop_start BIN [VAR=value ...]   the launcher from BIN with these variables; sets LAUNCHER
+#   shop_start BIN [VAR=value ...]   the launcher from BIN, the admin from ADMIN_EMAIL and
+#                              ADMIN_PASSWORD, DB_ENV and these variables; sets LAUNCHER
 #   shop_wait_ready            up to 90 s
 
 DATABASES=()
@@ -101,7 +102,14 @@ shop_start() {
     local bin=$1
     shift
     # A clean environment for the shop: CARGO would make the launcher build.
-    env -u CARGO "$@" \
+    # The tests register and log in many users from one address, so the
+    # per-address limits are raised; the per-account ones stay as configured.
+    env -u CARGO \
+        RUST_LOG="${RUST_LOG:-info}" \
+        SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+        USERS_LOGIN_ATTEMPTS_PER_IP=100000 \
+        USERS_REGISTRATIONS_PER_IP=100000 \
+        "${DB_ENV[@]}" "$@" \
         "$bin/launcher" --data-dir "$DATA" --port-base "$BASE" --bin-dir "$bin" \
         >"$LOG" 2>&1 &
     LAUNCHER=$!

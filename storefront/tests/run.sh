@@ -53,14 +53,7 @@ SHOP_KEEP="${STOREFRONT_KEEP:-}"
 shop_databases
 
 say "starting the shop at $SHOP (data in $DATA)"
-# The tests register and log in many shoppers from one address, so the
-# per-address limits are raised; the per-account ones stay as configured.
-shop_start "$BIN" \
-    RUST_LOG="${RUST_LOG:-info}" \
-    SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-    USERS_LOGIN_ATTEMPTS_PER_IP=100000 \
-    USERS_REGISTRATIONS_PER_IP=100000 \
-    "${DB_ENV[@]}"
+shop_start "$BIN"
 shop_wait_ready
 
 say "the shopper's journey in Chromium"
