@@ -282,6 +282,11 @@ test("the shopper's journey: register, browse, search, cart, declined and good c
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.getByText('Your changes were saved.').waitFor({ timeout: WAIT });
   await shot(page, 'account');
+  // A new password ends the old sessions; the page logged in again, so a
+  // reload still shows the account.
+  await page.reload();
+  await page.getByLabel('Name').waitFor({ timeout: WAIT });
+  assert.equal(new URL(page.url()).pathname, '/shop/account');
 
   // Log out, then log in with the new password; the name stuck.
   await page.getByRole('button', { name: 'Log out' }).click();

@@ -2,7 +2,7 @@
 //! change asks for the current password, which the API checks), and delete
 //! the account after a second confirming click.
 
-import { authed, changed, requireLogin, session } from '../shop.js';
+import { authed, call, changed, requireLogin, session, toLogin } from '../shop.js';
 import { h, field, busy, showFormError, clearFormError, notice, date, errorBox } from '../dom.js';
 import { navigate } from '../router.js';
 
@@ -38,6 +38,18 @@ export default async function account(main) {
       if ((body.email || body.password) && f.current_password.value) body.current_password = f.current_password.value;
       try {
         user = await authed('updateUser', { params: { id: s.user_id }, body });
+        // A new email or password ends the account's sessions, this one
+        // too: log in again with what the shopper just typed.
+        const password = body.password || body.current_password;
+        if ((body.email || body.password) && password) {
+          try {
+            session.save(await call('login', { body: { email: user.email, password } }));
+          } catch {
+            session.clear();
+            changed();
+            return toLogin('Your email or password was changed. Please log in again.');
+          }
+        }
         f.password.value = '';
         f.current_password.value = '';
         f.name.value = user.name;
