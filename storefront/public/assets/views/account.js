@@ -61,7 +61,7 @@ export default async function account(main) {
         // A wrong or missing current password belongs beside that field.
         if (err.code === 'current_password_required' || (err.status === 403 && err.code === 'invalid_credentials')) {
           const msg = err.code === 'invalid_credentials' ? 'The current password is not right.' : 'Enter your current password to change your email or password.';
-          return showFormError(form, { problem: err.problem, fieldErrors: { current_password: msg } });
+          return showFormError(form, { problem: { ...err.problem, code: '', title: msg, detail: '' }, fieldErrors: { current_password: msg } });
         }
         showFormError(form, err);
       }
