@@ -234,9 +234,11 @@ async fn precompressed_siblings_are_served_when_accepted() {
         assert_eq!(resp.text().await.unwrap(), body, "{path} {accept}");
     }
     assert_eq!(tags.len(), 3, "each encoding has its own ETag: {tags:?}");
-    // A compressed sibling is not a file of its own to browse to by accident.
+    // Asked for by name, a compressed sibling is plain bytes: never labelled
+    // with an encoding the client did not negotiate.
     let resp = get(&shop, "/assets/app.js.br", &[]).await;
     assert_eq!(header(&resp, "content-type"), "application/octet-stream");
+    assert!(!resp.headers().contains_key("content-encoding"));
 }
 
 #[tokio::test]
