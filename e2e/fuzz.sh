@@ -40,122 +40,15 @@ say "building the workspace binaries"
 cargo build --workspace --bins --quiet
 BIN="$ROOT/target/debug"
 
-WORK=$(mktemp -d -t shop-fuzz-XXXXXX)
-DATA="$WORK/data"
-LOG="$WORK/launcher.log"
-
-# A port base whose eight ports (BASE+1..6, the balancer at BASE+80 and its
-# admin listener at BASE+81) are free, below the kernel's ephemeral range so
-# outgoing connections cannot take them.
-BASE=$(python3 - <<'EOF'
-import random, socket
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(200):
-    base = random.randrange(200, 320) * 100
-    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80, 81)):
-        print(base)
-        break
-else:
-    raise SystemExit("no free port base between 20000 and 32000")
-EOF
-)
-SHOP="http://127.0.0.1:$((BASE + 80))"
-# The balancer's /metrics and /readyz with the pools (the launcher's wiring).
-ADMIN="http://127.0.0.1:$((BASE + 81))"
-
-# On PostgreSQL: one fresh database per service.
-DB_ENV=()
-DATABASES=()
-if [ -n "${TEST_DATABASE_URL:-}" ]; then
-    PG_BASE="${TEST_DATABASE_URL%/*}"
-    for prefix in USERS PRODUCTS CART MAILER STATS PAYMENTS; do
-        db="fuzz_$(echo "$prefix" | tr '[:upper:]' '[:lower:]')_$$"
-        psql "$TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
-        DATABASES+=("$db")
-        DB_ENV+=("${prefix}_DATABASE_URL=$PG_BASE/$db" "${prefix}_DATABASE_MAX_CONNECTIONS=4")
-    done
-fi
-
-LAUNCHER=""
-stop_shop() {
-    local status=$?
-    if [ -n "$LAUNCHER" ] && kill -0 "$LAUNCHER" 2>/dev/null; then
-        kill -INT "$LAUNCHER" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$LAUNCHER" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$LAUNCHER" 2>/dev/null; then
-            echo "fuzz: the launcher did not stop within 20 s; killing it" >&2
-            kill -KILL "$LAUNCHER" 2>/dev/null || true
-            status=1
-        fi
-    fi
-    # Nothing the launcher started may outlive it.
-    for pidfile in "$DATA"/run/*.pid; do
-        [ -e "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if kill -0 "$pid" 2>/dev/null && grep -qz "$DATA" "/proc/$pid/environ" 2>/dev/null; then
-            echo "fuzz: $(basename "$pidfile" .pid) (pid $pid) outlived the launcher" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            status=1
-        fi
-    done
-    for db in "${DATABASES[@]}"; do
-        psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-    done
-    if [ "$status" -ne 0 ]; then
-        echo "fuzz: last lines of the shop's log ($LOG):" >&2
-        tail -n 40 "$LOG" >&2 || true
-    fi
-    if [ -n "${FUZZ_KEEP:-}" ] || [ "$status" -ne 0 ]; then
-        echo "fuzz: data, logs and reports kept in $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$status"
-}
-trap stop_shop EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=e2e/shop.sh
+. "$ROOT/e2e/shop.sh"
+shop_prepare fuzz
+SHOP_KEEP="${FUZZ_KEEP:-}"
+shop_databases
 
 say "starting the shop at $SHOP (data in $DATA)"
-# A clean environment for the shop: CARGO would make the launcher build.
-env -u CARGO \
-    RUST_LOG="${RUST_LOG:-info}" \
-    SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-    USERS_LOGIN_ATTEMPTS_PER_IP=100000 USERS_REGISTRATIONS_PER_IP=100000 \
-    "${DB_ENV[@]}" \
-    "$BIN/launcher" --data-dir "$DATA" --port-base "$BASE" --bin-dir "$BIN" \
-    >"$LOG" 2>&1 &
-LAUNCHER=$!
-
-# Ready when every service answers its own /readyz and, after that, the
-# balancer has a healthy replica in every pool (it may have taken one out
-# while that service was still starting).
-services_ready() {
-    local offset
-    for offset in 1 2 3 4 5 6; do
-        curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + offset))/readyz" 2>/dev/null || return 1
-    done
-}
-ready=""
-for _ in $(seq 1 900); do
-    kill -0 "$LAUNCHER" 2>/dev/null || { echo "fuzz: the launcher exited" >&2; exit 1; }
-    if services_ready && curl -fsS "$ADMIN/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
-        ready=1
-        break
-    fi
-    sleep 0.1
-done
-[ -n "$ready" ] || { echo "fuzz: the shop was not ready within 90 s" >&2; exit 1; }
+shop_start "$BIN"
+shop_wait_ready
 
 say "registering and logging in"
 login() {

@@ -1,0 +1,139 @@
+# Sourced by the scripts that test a running shop (e2e/fuzz.sh,
+# storefront/tests/run.sh): starts the shop with the launcher on a temporary
+# data directory and a free port base, waits until every pool is healthy, and
+# on any exit stops it and everything it started, dropping the PostgreSQL
+# databases listed in DATABASES and keeping the data and log on failure (or
+# always when SHOP_KEEP is set).
+#
+#   shop_prepare NAME          sets WORK, DATA, LOG, BASE, SHOP (the balancer's URL) and
+#                              ADMIN (its admin listener: /metrics, /readyz with the pools)
+#   shop_databases             with TEST_DATABASE_URL set: a fresh PostgreSQL database
+#                              per service, their settings in DB_ENV (else DB_ENV is empty)
+#   shop_start BIN [VAR=value ...]   the launcher from BIN, the admin from ADMIN_EMAIL and
+#                              ADMIN_PASSWORD, DB_ENV and these variables; sets LAUNCHER
+#   shop_wait_ready            up to 90 s
+
+DATABASES=()
+DB_ENV=()
+LAUNCHER=""
+
+shop_prepare() {
+    SHOP_NAME=$1
+    WORK=$(mktemp -d -t "shop-$SHOP_NAME-XXXXXX")
+    DATA="$WORK/data"
+    LOG="$WORK/launcher.log"
+    # A port base whose eight ports (BASE+1..6, the balancer at BASE+80 and
+    # its admin listener at BASE+81) are free, below the kernel's ephemeral
+    # range so outgoing connections cannot take them.
+    BASE=$(python3 - <<'PY'
+import random, socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(200):
+    base = random.randrange(200, 320) * 100
+    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80, 81)):
+        print(base)
+        break
+else:
+    raise SystemExit("no free port base between 20000 and 32000")
+PY
+)
+    SHOP="http://127.0.0.1:$((BASE + 80))"
+    ADMIN="http://127.0.0.1:$((BASE + 81))"
+    trap stop_shop EXIT
+    trap 'exit 130' INT TERM
+}
+
+shop_databases() {
+    [ -n "${TEST_DATABASE_URL:-}" ] || return 0
+    local pg_base="${TEST_DATABASE_URL%/*}" prefix db
+    for prefix in USERS PRODUCTS CART MAILER STATS PAYMENTS; do
+        db="${SHOP_NAME}_$(echo "$prefix" | tr '[:upper:]' '[:lower:]')_$$"
+        psql "$TEST_DATABASE_URL" -qc "CREATE DATABASE $db"
+        DATABASES+=("$db")
+        DB_ENV+=("${prefix}_DATABASE_URL=$pg_base/$db" "${prefix}_DATABASE_MAX_CONNECTIONS=4")
+    done
+}
+
+stop_shop() {
+    local status=$?
+    if [ -n "$LAUNCHER" ] && kill -0 "$LAUNCHER" 2>/dev/null; then
+        kill -INT "$LAUNCHER" 2>/dev/null || true
+        for _ in $(seq 1 200); do
+            kill -0 "$LAUNCHER" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$LAUNCHER" 2>/dev/null; then
+            echo "$SHOP_NAME: the launcher did not stop within 20 s; killing it" >&2
+            kill -KILL "$LAUNCHER" 2>/dev/null || true
+            status=1
+        fi
+    fi
+    # Nothing the launcher started may outlive it.
+    for pidfile in "$DATA"/run/*.pid; do
+        [ -e "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if kill -0 "$pid" 2>/dev/null && grep -qz "$DATA" "/proc/$pid/environ" 2>/dev/null; then
+            echo "$SHOP_NAME: $(basename "$pidfile" .pid) (pid $pid) outlived the launcher" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            status=1
+        fi
+    done
+    for db in "${DATABASES[@]}"; do
+        psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    done
+    if [ "$status" -ne 0 ]; then
+        echo "$SHOP_NAME: last lines of the shop's log ($LOG):" >&2
+        tail -n 40 "$LOG" >&2 || true
+    fi
+    if [ -n "${SHOP_KEEP:-}" ] || [ "$status" -ne 0 ]; then
+        echo "$SHOP_NAME: data, logs and reports kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+
+shop_start() {
+    local bin=$1
+    shift
+    # A clean environment for the shop: CARGO would make the launcher build.
+    # The tests register and log in many users from one address, so the
+    # per-address limits are raised; the per-account ones stay as configured.
+    env -u CARGO \
+        RUST_LOG="${RUST_LOG:-info}" \
+        SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
+        USERS_LOGIN_ATTEMPTS_PER_IP=100000 \
+        USERS_REGISTRATIONS_PER_IP=100000 \
+        "${DB_ENV[@]}" "$@" \
+        "$bin/launcher" --data-dir "$DATA" --port-base "$BASE" --bin-dir "$bin" \
+        >"$LOG" 2>&1 &
+    LAUNCHER=$!
+}
+
+# Ready when every service answers its own /readyz and, after that, the
+# balancer has a healthy replica in every pool (it may have taken one out
+# while that service was still starting).
+shop_wait_ready() {
+    local offset ready="" up
+    for _ in $(seq 1 900); do
+        kill -0 "$LAUNCHER" 2>/dev/null || { echo "$SHOP_NAME: the launcher exited" >&2; exit 1; }
+        up=1
+        for offset in 1 2 3 4 5 6; do
+            curl -fsS -o /dev/null "http://127.0.0.1:$((BASE + offset))/readyz" 2>/dev/null || { up=""; break; }
+        done
+        if [ -n "$up" ] && curl -fsS "$ADMIN/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
+            ready=1
+            break
+        fi
+        sleep 0.1
+    done
+    [ -n "$ready" ] || { echo "$SHOP_NAME: the shop was not ready within 90 s" >&2; exit 1; }
+}
