@@ -20,6 +20,7 @@ mod support;
 mod edge;
 mod faults;
 mod journey;
+mod limits;
 mod network;
 mod openapi;
 mod private_data;
