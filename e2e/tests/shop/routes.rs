@@ -71,11 +71,12 @@ fn concrete(template: &str) -> String {
         .join("/")
 }
 
-/// The pool the default table sends `method path` to, if any.
+/// The pool the default table sends `method path` to, if any (the
+/// storefront's files are served by the balancer itself, not a pool).
 fn routed_pool(table: &Table, method: &Method, path: &str) -> Option<String> {
     match table.find(method, path)?.1.target {
         Target::Pool(i) => Some(table.pools[i].name.clone()),
-        Target::Deny => None,
+        Target::Deny | Target::Static => None,
     }
 }
 
