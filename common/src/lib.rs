@@ -1,7 +1,7 @@
 //! What every shop service shares: configuration, logging, the server loop,
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
-//! database, the outbound client, the outbox, webhook signatures and
-//! idempotency keys. No business logic lives here.
+//! database, the outbound client, the outbox, webhook signatures,
+//! idempotency keys and token revocation. No business logic lives here.
 
 pub mod app;
 pub mod auth;
@@ -28,6 +28,7 @@ pub mod shutdown;
 pub mod sync;
 pub mod testing;
 pub mod time;
+pub mod token_versions;
 pub mod webhook;
 
 pub use app::App;

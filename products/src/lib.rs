@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use common::auth::TokenKeys;
 use common::db::{Db, DbError};
+use common::token_versions::{self, TokenVersions};
 use common::{App, Router};
 use http::HeaderValue;
 use tokio::net::TcpListener;
@@ -28,6 +29,8 @@ pub struct State {
     pub config: ProductsConfig,
     pub store: Store,
     pub keys: TokenKeys,
+    /// Revoked tokens, as users announces them.
+    pub versions: TokenVersions,
     pub cache: ReadCache,
     /// `Cache-Control` of catalog reads, built once from the settings.
     cache_control: HeaderValue,
@@ -40,6 +43,7 @@ pub fn router() -> Router<State> {
         .put("/product/{id}", handlers::update)
         .delete("/product/{id}", handlers::delete)
         .get("/products/", handlers::list)
+        .post(token_versions::PATH, handlers::token_version)
 }
 
 /// A started products service: database connected and migrated.
@@ -64,6 +68,7 @@ impl Products {
         let state = Arc::new(State {
             // This service only verifies tokens, so their lifetime is moot.
             keys: config.base.token_keys(0),
+            versions: TokenVersions::new(db.clone()),
             store: Store::new(db),
             cache: ReadCache::new(config.read_cache_ttl, config.read_cache_max_bytes),
             cache_control,

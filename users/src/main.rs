@@ -41,7 +41,11 @@ async fn main() -> ExitCode {
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    match users::ensure_admin(&service.state, &email, &password, true).await {
+    let outcome = users::ensure_admin(&service.state, &email, &password, true).await;
+    // A revocation the change queued is left to the running service unless
+    // this process's deliverer has it in hand; then it finishes first.
+    service.stop().await;
+    match outcome {
         Ok(outcome) => {
             println!("admin {email}: {outcome}");
             ExitCode::SUCCESS

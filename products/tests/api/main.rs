@@ -9,5 +9,6 @@ mod crud;
 mod errors;
 mod helpers;
 mod list;
+mod revocation;
 mod seed;
 mod validation;

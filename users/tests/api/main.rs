@@ -2,6 +2,7 @@
 //! port with a fresh database per test (SQLite, or PostgreSQL when
 //! `TEST_DATABASE_URL` is set), and is driven with reqwest.
 
+mod revocation;
 mod support;
 
 use std::collections::HashSet;
@@ -262,7 +263,11 @@ async fn partial_updates_change_only_what_is_sent() {
     assert_eq!(updated["created_at"], ann["created_at"]);
 
     let taken = app
-        .put_json(&path, Some(&token), &json!({"email": "TAKEN@example.com"}))
+        .put_json(
+            &path,
+            Some(&token),
+            &json!({"email": "TAKEN@example.com", "current_password": "password1"}),
+        )
         .await;
     assert_eq!(taken.status(), StatusCode::CONFLICT);
     assert_eq!(support::problem(taken).await["code"], "email_taken");
@@ -290,7 +295,7 @@ async fn partial_updates_change_only_what_is_sent() {
         .put_json(
             &path,
             Some(&token),
-            &json!({"email": "new@example.com", "password": "new password"}),
+            &json!({"email": "new@example.com", "password": "new password", "current_password": "password1"}),
         )
         .await;
     assert_eq!(resp.status(), 200);
