@@ -21,3 +21,4 @@ mod journey;
 mod network;
 mod openapi;
 mod regressions;
+mod revocation;
