@@ -37,6 +37,8 @@ RATE=${RATE:-5000}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
 HELLO_ADDR=127.0.0.1:19000
+# A balancer also listens on the next port (its admin endpoints,
+# `admin_listen`): 19081 and 19083 are taken too.
 A_ADDR=127.0.0.1:19080
 B_ADDR=127.0.0.1:19082
 
@@ -54,7 +56,7 @@ log "building release binaries"
 cargo build --release -q -p balancer -p bench
 
 # --- processes (lib.sh stops every pid in `pids` and removes `$work`) ---
-require_free "${HELLO_ADDR##*:}" "${A_ADDR##*:}" "${B_ADDR##*:}"
+require_free "${HELLO_ADDR##*:}" "${A_ADDR##*:}" "$((${A_ADDR##*:} + 1))" "${B_ADDR##*:}" "$((${B_ADDR##*:} + 1))"
 "$ROOT/target/release/hello" "$HELLO_ADDR" 2>"$work/hello.log" &
 pids+=($!)
 wait_for "http://$HELLO_ADDR/"

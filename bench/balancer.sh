@@ -35,8 +35,10 @@ RATES=${RATES:-"5000 10000"}
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 HELLO_ADDR=127.0.0.1:19000
+# Each balancer also listens on the next port (its admin endpoints,
+# `admin_listen`), so the proxies' ports are two apart.
 BALANCER_ADDR=127.0.0.1:19080
-NGINX_ADDR=127.0.0.1:19081
+NGINX_ADDR=127.0.0.1:19090
 BASELINE_ADDR=127.0.0.1:19082
 
 log() { echo "[bench] $*" >&2; }
@@ -56,8 +58,8 @@ cargo build --release -q -p balancer -p bench
 
 # --- processes (lib.sh stops every pid in `pids` and removes `$work`) ---
 TMP=$work
-require_free "${HELLO_ADDR##*:}" "${BALANCER_ADDR##*:}" "${NGINX_ADDR##*:}"
-[ -n "${BASELINE_BIN:-}" ] && require_free "${BASELINE_ADDR##*:}"
+require_free "${HELLO_ADDR##*:}" "${BALANCER_ADDR##*:}" "$((${BALANCER_ADDR##*:} + 1))" "${NGINX_ADDR##*:}"
+[ -n "${BASELINE_BIN:-}" ] && require_free "${BASELINE_ADDR##*:}" "$((${BASELINE_ADDR##*:} + 1))"
 
 "$ROOT/target/release/hello" "$HELLO_ADDR" 2>"$TMP/hello.log" &
 pids+=($!)

@@ -44,8 +44,9 @@ WORK=$(mktemp -d -t shop-fuzz-XXXXXX)
 DATA="$WORK/data"
 LOG="$WORK/launcher.log"
 
-# A port base whose seven ports (BASE+1..6, BASE+80) are free, below the
-# kernel's ephemeral range so outgoing connections cannot take them.
+# A port base whose eight ports (BASE+1..6, the balancer at BASE+80 and its
+# admin listener at BASE+81) are free, below the kernel's ephemeral range so
+# outgoing connections cannot take them.
 BASE=$(python3 - <<'EOF'
 import random, socket
 def free(port):
@@ -59,7 +60,7 @@ def free(port):
         s.close()
 for _ in range(200):
     base = random.randrange(200, 320) * 100
-    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80)):
+    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80, 81)):
         print(base)
         break
 else:
@@ -67,6 +68,8 @@ else:
 EOF
 )
 SHOP="http://127.0.0.1:$((BASE + 80))"
+# The balancer's /metrics and /readyz with the pools (the launcher's wiring).
+ADMIN="http://127.0.0.1:$((BASE + 81))"
 
 # On PostgreSQL: one fresh database per service.
 DB_ENV=()
@@ -128,7 +131,7 @@ say "starting the shop at $SHOP (data in $DATA)"
 env -u CARGO \
     RUST_LOG="${RUST_LOG:-info}" \
     SHOP_ADMIN_EMAIL="$ADMIN_EMAIL" SHOP_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-    USERS_LOGIN_ATTEMPTS_PER_IP=100000 \
+    USERS_LOGIN_ATTEMPTS_PER_IP=100000 USERS_REGISTRATIONS_PER_IP=100000 \
     "${DB_ENV[@]}" \
     "$BIN/launcher" --data-dir "$DATA" --port-base "$BASE" --bin-dir "$BIN" \
     >"$LOG" 2>&1 &
@@ -146,7 +149,7 @@ services_ready() {
 ready=""
 for _ in $(seq 1 900); do
     kill -0 "$LAUNCHER" 2>/dev/null || { echo "fuzz: the launcher exited" >&2; exit 1; }
-    if services_ready && curl -fsS "$SHOP/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
+    if services_ready && curl -fsS "$ADMIN/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
         ready=1
         break
     fi

@@ -1,9 +1,13 @@
 //! The two streaming bodies of a proxied exchange.
 //!
 //! [`UpBody`] carries the client's request body to the upstream frame by
-//! frame, enforcing the route's size limit as it goes (a request that was
-//! never written comes back whole from [`crate::connections`], so it can
-//! go to another replica). [`DownBody`] carries
+//! frame, enforcing the route's size limit and the body-read timeout as it
+//! goes (a request that was never written comes back whole from
+//! [`crate::connections`], so it can go to another replica). When the
+//! client's body fails — too large, too slow, or not valid HTTP framing —
+//! it says so in [`BodyShared`], so the broken upstream exchange that
+//! follows is answered as the client's fault (4xx), not the upstream's.
+//! [`DownBody`] carries
 //! the upstream's response to the client and gives up when the upstream
 //! stalls for longer than the route's timeout. Neither buffers: memory per
 //! exchange is a frame, whatever the body's size.
@@ -11,7 +15,7 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,18 +30,48 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// What the handler keeps of a request body while it is lent to the client.
 #[derive(Default)]
 pub struct BodyShared {
-    /// Set when the body grew past the limit while streaming.
-    pub too_large: AtomicBool,
+    /// A [`ClientFault`] as a number; 0 while there is none.
+    fault: AtomicU8,
+    /// Whether the last read of the client's body had to wait for the
+    /// client: if the route's deadline passes then, the client is the slow
+    /// party, not the upstream.
+    waiting_on_client: AtomicBool,
     /// Set once the client's body has been read to its end. Until then the
     /// client connection holds unread bytes and cannot carry another
     /// request, so an answer sent before this must announce the close.
     finished: AtomicBool,
 }
 
+/// Why the client's body was given up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// It grew past the route's limit.
+    TooLarge = 1,
+    /// It did not arrive within the body-read timeout.
+    TooSlow = 2,
+    /// It could not be read: broken chunked framing, or the client hung up.
+    Unreadable = 3,
+}
+
 impl BodyShared {
     /// Whether the client's body was read to its end.
     pub fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+
+    /// Why the client's body failed, if it did.
+    pub fn fault(&self) -> Option<ClientFault> {
+        match self.fault.load(Ordering::Acquire) {
+            1 => Some(ClientFault::TooLarge),
+            2 => Some(ClientFault::TooSlow),
+            3 => Some(ClientFault::Unreadable),
+            _ => None,
+        }
+    }
+
+    /// Whether the body is unfinished because the client is not sending it.
+    pub fn waiting_on_client(&self) -> bool {
+        !self.is_finished() && self.waiting_on_client.load(Ordering::Acquire)
     }
 }
 
@@ -49,6 +83,14 @@ pub struct TooLarge(pub u64);
 #[error("the upstream sent nothing for {0:?}")]
 pub struct Stalled(pub Duration);
 
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body did not arrive within {0:?}")]
+pub struct TooSlow(pub Duration);
+
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body could not be read")]
+pub struct Unreadable(#[source] pub hyper::Error);
+
 /// A request body on its way upstream.
 pub enum UpBody {
     Empty,
@@ -59,15 +101,43 @@ pub struct StreamUp {
     inner: Option<Incoming>,
     limit: u64,
     seen: u64,
+    /// How long the client may take over its body, counted from the first
+    /// time it makes us wait.
+    timeout: Duration,
+    /// Created the first time the client makes us wait: a body that
+    /// arrives with its head never touches the timer wheel.
+    timer: Option<Pin<Box<Sleep>>>,
     shared: Arc<BodyShared>,
 }
 
+impl StreamUp {
+    /// Stops reading the client's body for `fault`, which the handler will
+    /// answer for.
+    fn give_up(
+        &mut self,
+        fault: ClientFault,
+        error: BoxError,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.shared.fault.store(fault as u8, Ordering::Release);
+        self.inner = None;
+        self.timer = None;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
 impl UpBody {
-    pub fn stream(inner: Incoming, limit: u64, shared: Arc<BodyShared>) -> UpBody {
+    pub fn stream(
+        inner: Incoming,
+        limit: u64,
+        timeout: Duration,
+        shared: Arc<BodyShared>,
+    ) -> UpBody {
         UpBody::Stream(StreamUp {
             inner: Some(inner),
             limit,
             seen: 0,
+            timeout,
+            timer: None,
             shared,
         })
     }
@@ -88,14 +158,20 @@ impl Body for UpBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        match Pin::new(inner).poll_frame(cx) {
+        let polled = Pin::new(inner).poll_frame(cx);
+        let waiting = polled.is_pending();
+        if waiting != this.shared.waiting_on_client.load(Ordering::Relaxed) {
+            this.shared
+                .waiting_on_client
+                .store(waiting, Ordering::Release);
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.seen += data.len() as u64;
                     if this.seen > this.limit {
-                        this.shared.too_large.store(true, Ordering::Relaxed);
-                        this.inner = None;
-                        return Poll::Ready(Some(Err(Box::new(TooLarge(this.limit)))));
+                        let error = Box::new(TooLarge(this.limit));
+                        return this.give_up(ClientFault::TooLarge, error);
                     }
                 }
                 // hyper's client stops polling once `is_end_stream` says a
@@ -106,12 +182,27 @@ impl Body for UpBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            // hyper reports the client's own mistakes here: a chunk size
+            // that overflows, an overlong chunk extension, a body cut short.
+            Poll::Ready(Some(Err(e))) => {
+                this.give_up(ClientFault::Unreadable, Box::new(Unreadable(e)))
+            }
             Poll::Ready(None) => {
                 this.shared.finished.store(true, Ordering::Release);
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.give_up(ClientFault::TooSlow, Box::new(TooSlow(timeout)))
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
 use common::server::ServerOptions;
+use ipnet::IpNet;
 
 use crate::routes::{parse_size_str, Table, UpstreamUrl, DEFAULT_TABLE};
 
@@ -25,6 +26,16 @@ pub const POOL_URL_SETTINGS: &[(&str, &str)] = &[
 
 const OWN_SETTINGS: &[Setting] = &[
     Setting::new("listen", Some("127.0.0.1:8080"), "Address and port to listen on"),
+    Setting::new(
+        "admin_listen",
+        None,
+        "Address of the operational listener (/metrics, /readyz with every pool) (default: 127.0.0.1 on listen's port + 1)",
+    ),
+    Setting::new(
+        "trusted_proxies",
+        None,
+        "Front proxies (addresses or CIDR ranges, comma-separated) whose forwarding headers are kept; from anyone else they are replaced",
+    ),
     Setting::new(
         "routes",
         None,
@@ -170,6 +181,10 @@ pub struct HealthOptions {
 #[derive(Debug, Clone)]
 pub struct BalancerConfig {
     pub listen: SocketAddr,
+    /// The operational listener: never the public port.
+    pub admin_listen: SocketAddr,
+    /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept.
+    pub trusted_proxies: Vec<IpNet>,
     /// Where the table came from, for logs.
     pub table_source: String,
     pub table: Table,
@@ -188,6 +203,17 @@ pub struct BalancerConfig {
     /// multi-threaded runtime (false).
     pub per_core: bool,
     pub server: ServerOptions,
+}
+
+/// Loopback on the port after the public one (8080 → 127.0.0.1:8081), so
+/// the operational endpoints are off the public port and off the network
+/// unless asked for; port 0 (any free port) stays 0. None past 65535.
+pub fn default_admin_listen(listen: SocketAddr) -> Option<SocketAddr> {
+    let port = match listen.port() {
+        0 => 0,
+        p => p.checked_add(1)?,
+    };
+    Some(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
 }
 
 /// Reads a route table file, naming the file in the error.
@@ -303,8 +329,26 @@ impl BalancerConfig {
             }
             Ok(d)
         };
+        let listen: SocketAddr = config.get("listen")?;
+        let admin_listen = match config.get_opt::<SocketAddr>("admin_listen")? {
+            Some(addr) => addr,
+            None => default_admin_listen(listen).ok_or_else(|| {
+                config.invalid(
+                    "listen",
+                    "the admin listener defaults to the next port, and there is none: set admin_listen",
+                )
+            })?,
+        };
+        if admin_listen.port() != 0 && admin_listen.port() == listen.port() {
+            return Err(config.invalid(
+                "admin_listen",
+                "must not be the public port: /metrics and the pools would be public",
+            ));
+        }
         Ok(BalancerConfig {
-            listen: config.get("listen")?,
+            listen,
+            admin_listen,
+            trusted_proxies: config.networks("trusted_proxies")?,
             table_source,
             table,
             cors,
@@ -341,6 +385,8 @@ impl BalancerConfig {
     pub fn for_tests(table: Table) -> Self {
         BalancerConfig {
             listen: "127.0.0.1:0".parse().expect("a literal address"),
+            admin_listen: "127.0.0.1:0".parse().expect("a literal address"),
+            trusted_proxies: Vec::new(),
             table_source: "test".to_string(),
             table,
             cors: Origins::List(vec!["http://localhost:5173".to_string()]),
@@ -386,6 +432,8 @@ mod tests {
     fn defaults_are_the_documented_ones() {
         let c = load(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:8081");
+        assert!(c.trusted_proxies.is_empty());
         assert_eq!(c.max_body, 1 << 20);
         assert_eq!(c.route_timeout, Duration::from_secs(15));
         assert!(c.cors.allows(b"http://localhost:5173"));
@@ -430,5 +478,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("BALANCER_CART_URL"), "{err}");
+    }
+
+    /// The message of the configuration error `env` gives.
+    fn error(env: &[(&str, &str)]) -> String {
+        load(env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_admin_listener_follows_the_public_port_unless_set() {
+        let c = load(&[("BALANCER_LISTEN", "0.0.0.0:19080")]).unwrap();
+        assert_eq!(c.admin_listen.to_string(), "127.0.0.1:19081");
+        let c = load(&[("BALANCER_LISTEN", "127.0.0.1:0")]).unwrap();
+        assert_eq!(c.admin_listen.port(), 0);
+        let c = load(&[("BALANCER_ADMIN_LISTEN", "0.0.0.0:9100")]).unwrap();
+        assert_eq!(c.admin_listen.to_string(), "0.0.0.0:9100");
+        let err = error(&[("BALANCER_LISTEN", "127.0.0.1:65535")]);
+        assert!(err.contains("admin_listen"), "{err}");
+        let err = error(&[("BALANCER_ADMIN_LISTEN", "0.0.0.0:8080")]);
+        assert!(err.contains("BALANCER_ADMIN_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_and_ranges() {
+        let c = load(&[("BALANCER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")]).unwrap();
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
+        let err = error(&[("BALANCER_TRUSTED_PROXIES", "10.0.0.0/33")]);
+        assert!(err.contains("BALANCER_TRUSTED_PROXIES"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! Header rewriting: hop-by-hop removal (RFC 9110 §7.6.1), the
-//! `X-Forwarded-*` family, request ids, and CORS.
+//! `X-Forwarded-*` family (kept only from a trusted front proxy), request
+//! ids, and CORS.
 
 use std::net::IpAddr;
 
@@ -10,11 +11,13 @@ use http::header::{
     PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VARY,
 };
 use http::HeaderMap;
+use ipnet::IpNet;
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Hop-by-hop headers by name: RFC 9110's list plus the legacy
 /// `Keep-Alive` and `Proxy-Connection` that old clients still send.
@@ -101,6 +104,9 @@ pub struct Scan {
     pub host: Option<HeaderValue>,
     pub expect: bool,
     pub forwarded_for: bool,
+    /// Whether any other forwarding header is present (`X-Forwarded-Proto`,
+    /// `X-Forwarded-Host`, `Forwarded`, `X-Real-IP`).
+    pub forwarding: bool,
     /// Whether any hop-by-hop header is present.
     pub hop_by_hop: bool,
 }
@@ -130,11 +136,24 @@ pub fn scan(headers: &HeaderMap) -> Scan {
                 s.request_id.get_or_insert_with(|| value.clone());
             }
             "x-forwarded-for" => s.forwarded_for = true,
+            "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip" => {
+                s.forwarding = true
+            }
             name if is_hop_by_hop_name(name) => s.hop_by_hop = true,
             _ => {}
         }
     }
     s
+}
+
+/// Whether `peer` is one of the front proxies whose forwarding headers
+/// are believed. Nothing is trusted by default, and then this is a length
+/// check.
+pub fn is_trusted(trusted: &[IpNet], peer: IpAddr) -> bool {
+    !trusted.is_empty() && {
+        let peer = peer.to_canonical();
+        trusted.iter().any(|net| net.contains(&peer))
+    }
 }
 
 /// Prepares the client's headers for an upstream: hop-by-hop out,
@@ -143,10 +162,17 @@ pub fn scan(headers: &HeaderMap) -> Scan {
 /// the name the client used; when the client sent none (HTTP/2 or 1.0),
 /// the URI's authority stands in. `scan` is what [`scan`] found in these
 /// headers. Returns whether a `Host` is set.
+///
+/// Forwarding headers are claims about the client: from a peer in
+/// `trusted` the chain is continued (the peer appended to
+/// `X-Forwarded-For`, its `X-Forwarded-Proto` and `-Host` kept), from
+/// anyone else they are replaced by what the balancer saw itself, so a
+/// client cannot pick the address a service's rate limit counts.
 pub fn prepare_request(
     headers: &mut HeaderMap,
     scan: &mut Scan,
     peer: IpAddr,
+    trusted: &[IpNet],
     uri_authority: Option<&http::uri::Authority>,
 ) -> bool {
     if scan.hop_by_hop {
@@ -168,21 +194,52 @@ pub fn prepare_request(
             headers.insert(HOST, h.clone());
         }
     }
-    if scan.forwarded_for {
+    let trusted = is_trusted(trusted, peer);
+    if trusted && scan.forwarded_for {
         append_forwarded_for(headers, peer);
     } else {
+        // `insert` replaces every line the client sent.
         headers.insert(X_FORWARDED_FOR, ip_header_value(peer));
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    match host {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host);
-            true
+    let proto = if trusted && scan.forwarding {
+        forwarded_proto(headers)
+    } else {
+        // The balancer's own scheme: it speaks plain HTTP.
+        HeaderValue::from_static("http")
+    };
+    headers.insert(X_FORWARDED_PROTO, proto);
+    if scan.forwarding && !trusted {
+        // Nothing of the balancer's own replaces these: they go.
+        headers.remove(http::header::FORWARDED);
+        headers.remove(X_REAL_IP);
+    }
+    let keep_forwarded_host = trusted && scan.forwarding && headers.contains_key(X_FORWARDED_HOST);
+    let has_host = host.is_some();
+    if !keep_forwarded_host {
+        match host {
+            Some(host) => {
+                headers.insert(X_FORWARDED_HOST, host);
+            }
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
         }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-            false
-        }
+    }
+    has_host
+}
+
+/// A trusted front proxy's `X-Forwarded-Proto`: the scheme the client
+/// used, the left-most entry of the first line when a chain of proxies
+/// wrote several. Anything but `http` or `https` reads as `http`, the
+/// balancer's own.
+fn forwarded_proto(headers: &HeaderMap) -> HeaderValue {
+    let first = headers
+        .get(X_FORWARDED_PROTO)
+        .and_then(|v| v.as_bytes().split(|b| *b == b',').next())
+        .map(<[u8]>::trim_ascii);
+    match first {
+        Some(p) if p.eq_ignore_ascii_case(b"https") => HeaderValue::from_static("https"),
+        _ => HeaderValue::from_static("http"),
     }
 }
 
@@ -395,19 +452,70 @@ mod tests {
         assert!(h.is_empty(), "{h:?}");
     }
 
-    #[test]
-    fn forwarded_for_is_appended() {
+    /// What a client sent claiming to be behind proxies, as seen by the
+    /// balancer from `peer` with `trusted` front proxies.
+    fn forwarded_from(peer: &str, trusted: &[&str]) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
         h.append(&X_FORWARDED_FOR, HeaderValue::from_static("2.2.2.2"));
         h.insert(HOST, HeaderValue::from_static("shop.example"));
-        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("https"));
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("HTTPS, http"));
+        h.insert(&X_FORWARDED_HOST, HeaderValue::from_static("front.example"));
+        h.insert(
+            http::header::FORWARDED,
+            HeaderValue::from_static("for=3.3.3.3"),
+        );
+        h.insert(&X_REAL_IP, HeaderValue::from_static("4.4.4.4"));
+        let trusted: Vec<IpNet> = trusted
+            .iter()
+            .map(|t| common::config::parse_net(t).unwrap())
+            .collect();
         let mut found = scan(&h);
-        prepare_request(&mut h, &mut found, "10.0.0.1".parse().unwrap(), None);
-        assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 10.0.0.1");
+        prepare_request(&mut h, &mut found, peer.parse().unwrap(), &trusted, None);
         assert_eq!(h.get_all(&X_FORWARDED_FOR).iter().count(), 1);
+        h
+    }
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
+        for trusted in [&[][..], &["10.0.0.2", "192.168.0.0/16"]] {
+            let h = forwarded_from("10.0.0.1", trusted);
+            assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1");
+            assert_eq!(h[&X_FORWARDED_PROTO], "http");
+            assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+            assert!(h.get(http::header::FORWARDED).is_none());
+            assert!(h.get(&X_REAL_IP).is_none());
+        }
+    }
+
+    #[test]
+    fn a_trusted_proxy_continues_the_chain() {
+        for trusted in [&["10.0.0.1"][..], &["10.0.0.0/8"]] {
+            let h = forwarded_from("10.0.0.1", trusted);
+            assert_eq!(h[&X_FORWARDED_FOR], "1.1.1.1, 2.2.2.2, 10.0.0.1");
+            assert_eq!(h[&X_FORWARDED_PROTO], "https");
+            assert_eq!(h[&X_FORWARDED_HOST], "front.example");
+            assert_eq!(h[http::header::FORWARDED], "for=3.3.3.3");
+            assert_eq!(h[&X_REAL_IP], "4.4.4.4");
+        }
+        // An IPv4 peer seen on a dual-stack socket is the same peer.
+        let h = forwarded_from("::ffff:10.0.0.1", &["10.0.0.0/8"]);
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        // A scheme the balancer does not know is its own.
+        let mut h = HeaderMap::new();
+        h.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("gopher"));
+        let mut found = scan(&h);
+        let trusted = [common::config::parse_net("10.0.0.1").unwrap()];
+        prepare_request(
+            &mut h,
+            &mut found,
+            "10.0.0.1".parse().unwrap(),
+            &trusted,
+            None,
+        );
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
-        assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1");
+        assert!(h.get(&X_FORWARDED_HOST).is_none());
     }
 
     #[test]
@@ -427,13 +535,24 @@ mod tests {
         assert_eq!(s.origin.unwrap(), "http://localhost:5173");
         assert_eq!(s.content_length, Some(42));
         assert_eq!(s.request_id.unwrap(), "first");
-        assert!(!s.expect && !s.forwarded_for && !s.hop_by_hop);
+        assert!(!s.expect && !s.forwarded_for && !s.forwarding && !s.hop_by_hop);
 
         h.insert(EXPECT, HeaderValue::from_static("100-continue"));
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("1.1.1.1"));
         h.insert("proxy-foo", HeaderValue::from_static("1"));
         let s = scan(&h);
         assert!(s.expect && s.forwarded_for && s.hop_by_hop);
+        assert!(!s.forwarding);
+        for name in [
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "forwarded",
+            "x-real-ip",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            assert!(scan(&h).forwarding, "{name}");
+        }
         for name in ["connection", "keep-alive", "te", "trailer", "upgrade"] {
             let mut h = HeaderMap::new();
             h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
@@ -458,6 +577,7 @@ mod tests {
             &mut h,
             &mut found,
             "10.0.0.1".parse().unwrap(),
+            &[],
             Some(&authority),
         );
         assert!(has_host);

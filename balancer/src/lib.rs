@@ -4,7 +4,22 @@
 //! Shape (after pingora's load-balancing crate): route → select a healthy
 //! replica round-robin → rewrite → forward → log, with health checks and
 //! DNS re-resolution in background tasks.
+//!
+//! # Layout
+//!
+//! - [`config`]: the settings and the route table they load.
+//! - [`routes`]: the route table (`routes.toml`) parsed into rules and pools.
+//! - [`proxy`]: one request: own endpoints, limits, CORS preflight, route,
+//!   replica, forward with retries, response.
+//! - [`upstream`]: pools of replicas, health checks, re-resolution.
+//! - [`connections`]: each worker's keep-alive connections upstream.
+//! - [`headers`]: hop-by-hop removal, `X-Forwarded-*`, request ids, CORS.
+//! - [`body`]: the streaming request and response bodies.
+//! - [`deadlines`]: every request's deadline on one timer per worker.
+//! - [`metrics`]: per-route metrics with handles registered once.
+//! - this file: [`Balancer::start`] and serving on the bound listeners.
 
+pub mod admin;
 pub mod body;
 pub mod config;
 pub mod connections;

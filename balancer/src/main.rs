@@ -5,7 +5,9 @@
 //! its own `SO_REUSEPORT` listener and upstream connection pool (the shape
 //! of hyper's TechEmpower entry): a connection's client side and upstream
 //! side live on one core, with no work stealing or cross-core wake-ups on
-//! the hot path. Health and routing state are shared atomics.
+//! the hot path. Health and routing state are shared atomics. The admin
+//! listener (`/metrics`, the detailed `/readyz`) is one more task on the
+//! main runtime.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -144,13 +146,56 @@ fn run_shared(config: BalancerConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let listener = common::cli::bind(config.listen).await?;
+        let admin = bind_admin(config.admin_listen)?;
+        let admin = tokio::net::TcpListener::from_std(admin).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let workers = config.workers;
         let balancer = Balancer::start(config).await;
+        let stop = stop_on_signal();
+        let admin = spawn_admin(&balancer, admin, &stop)?;
         log::info!("balancer listening on http://{addr} (shared runtime, {workers} threads)");
-        balancer.serve(listener, common::shutdown::signal()).await;
+        balancer.serve(listener, stop.cancelled_owned()).await;
+        let _ = admin.await;
         Ok(())
     })
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C.
+fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
+    let signalled = stop.clone();
+    tokio::spawn(async move {
+        common::shutdown::signal().await;
+        signalled.cancel();
+    });
+    stop
+}
+
+/// Serves the admin endpoints on the current runtime until `stop`.
+fn spawn_admin(
+    balancer: &Balancer,
+    listener: tokio::net::TcpListener,
+    stop: &CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    log::info!("balancer admin endpoints (/metrics, /readyz with pools) on http://{addr}");
+    let shared = Arc::clone(&balancer.shared);
+    let options = shared.config.server.clone();
+    Ok(tokio::spawn(balancer::admin::serve_admin(
+        shared,
+        listener,
+        options,
+        stop.clone().cancelled_owned(),
+    )))
+}
+
+/// Binds the admin listener before anything starts, so a taken port is a
+/// start-up error like the public one.
+fn bind_admin(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| format!("cannot listen on {addr} (admin_listen): {e}"))?;
+    Ok(listener)
 }
 
 fn run(config: BalancerConfig) -> Result<(), String> {
@@ -159,6 +204,7 @@ fn run(config: BalancerConfig) -> Result<(), String> {
     }
     let workers = config.workers;
     let mut listeners = bind_all(config.listen, workers)?.into_iter();
+    let admin = bind_admin(config.admin_listen)?;
     let first = listeners.next().ok_or("no listener")?;
     let addr = first.local_addr().map_err(|e| e.to_string())?;
     let mut options = config.server.clone();
@@ -167,12 +213,9 @@ fn run(config: BalancerConfig) -> Result<(), String> {
     let rt = current_thread().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let balancer = Balancer::start(config).await;
-        let stop = CancellationToken::new();
-        let signalled = stop.clone();
-        tokio::spawn(async move {
-            common::shutdown::signal().await;
-            signalled.cancel();
-        });
+        let stop = stop_on_signal();
+        let admin = tokio::net::TcpListener::from_std(admin).map_err(|e| e.to_string())?;
+        let admin = spawn_admin(&balancer, admin, &stop)?;
         let mut threads = Vec::new();
         for (i, listener) in listeners.enumerate() {
             // The proxy is built on its worker's thread: the allocator
@@ -241,6 +284,7 @@ fn run(config: BalancerConfig) -> Result<(), String> {
         for t in threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        let _ = admin.await;
         balancer.stop_background().await;
         Ok(())
     })

@@ -2,10 +2,13 @@
 //! preflight, route lookup, replica selection, the rewritten request,
 //! forwarding with the retry rules, and the response on its way back.
 //!
-//! Failure sources map to one status each: no rule → 404, body too large →
-//! 413, headers too large → 431, no replica reachable (or a broken exchange
-//! that may not be retried) → 502, no healthy replica → 503, no response
-//! headers before the route's deadline → 504.
+//! Failure sources map to one status each: no rule → 404, a request body
+//! that cannot be read (broken chunked framing) → 400, a body slower than
+//! the body-read timeout → 408, body too large → 413, a path and query
+//! over 8 KiB → 414, headers too large → 431, no replica reachable (or a broken exchange that may not be retried)
+//! → 502, no healthy replica → 503, no response headers before the route's
+//! deadline → 504. A client's faulty body breaks the upstream exchange too;
+//! it is answered as the client's fault (4xx), never as the upstream's.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,7 +27,7 @@ use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 
-use crate::body::{BodyShared, DownBody, UpBody};
+use crate::body::{BodyShared, ClientFault, DownBody, UpBody};
 use crate::config::BalancerConfig;
 use crate::connections::{ConnectOptions, Connections, SendError};
 use crate::headers;
@@ -87,35 +90,17 @@ impl Shared {
         }
     }
 
-    /// `/readyz`: the per-pool picture, and whether the balancer counts as
-    /// ready (always, unless `ready_requires_all_pools`).
-    pub fn readiness(&self) -> (bool, serde_json::Value) {
-        let mut pools = serde_json::Map::new();
-        let mut all = true;
-        for pool in &self.pools {
-            let replicas = pool.replicas();
-            let healthy = replicas.iter().filter(|r| r.is_healthy()).count();
-            all &= healthy > 0;
-            pools.insert(
-                pool.name.clone(),
-                serde_json::json!({
-                    "healthy": healthy,
-                    "total": replicas.len(),
-                    "replicas": replicas.iter().map(|r| serde_json::json!({
-                        "addr": r.addr.to_string(),
-                        "upstream": r.origin,
-                        "healthy": r.is_healthy(),
-                    })).collect::<Vec<_>>(),
-                }),
-            );
-        }
-        let ready = all || !self.config.ready_requires_all_pools;
-        let body = serde_json::json!({
-            "status": if ready { "ready" } else { "unavailable" },
-            "all_pools_healthy": all,
-            "pools": pools,
-        });
-        (ready, body)
+    /// Whether the balancer counts as ready: always, unless
+    /// `ready_requires_all_pools` and some pool has no healthy replica.
+    pub fn is_ready(&self) -> bool {
+        !self.config.ready_requires_all_pools || self.all_pools_healthy()
+    }
+
+    /// Whether every pool has at least one healthy replica.
+    pub fn all_pools_healthy(&self) -> bool {
+        self.pools
+            .iter()
+            .all(|p| p.replicas().iter().any(|r| r.is_healthy()))
     }
 }
 
@@ -283,6 +268,9 @@ impl Proxy {
         if let Some(e) = check_header_limits(scan, cfg) {
             return (Label::Unmatched, None, problem(e));
         }
+        if let Err(e) = common::query::check_target(req.uri()) {
+            return (Label::Unmatched, None, problem(e));
+        }
 
         let method = req.method();
         let path = req.uri().path();
@@ -295,16 +283,7 @@ impl Proxy {
                         json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
                     )
                 }
-                "/readyz" => {
-                    let (ready, body) = self.shared.readiness();
-                    let status = if ready {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    };
-                    return (Label::Own, None, json(status, &body));
-                }
-                "/metrics" => return (Label::Own, None, metrics_response(&self.shared)),
+                "/readyz" => return (Label::Own, None, public_readyz(&self.shared)),
                 "/openapi.json" => return (Label::Own, None, openapi_response()),
                 _ => {}
             }
@@ -312,12 +291,17 @@ impl Proxy {
         // The balancer's own paths exist for GET and HEAD only; any other
         // method on them is 405 with `Allow`, not the 404 of an unknown path,
         // and never reaches a route (a catch-all prefix would forward it).
-        if matches!(path, "/healthz" | "/readyz" | "/metrics" | "/openapi.json") {
+        if matches!(path, "/healthz" | "/readyz" | "/openapi.json") {
             return (
                 Label::Own,
                 None,
                 problem(ApiError::method_not_allowed(&[Method::GET, Method::HEAD])),
             );
+        }
+        // Metrics live on the admin listener only; the name is still the
+        // balancer's, so a catch-all route cannot forward it to a service.
+        if path == "/metrics" {
+            return (Label::Own, None, problem(not_found(path)));
         }
         if method == Method::CONNECT || method == Method::TRACE {
             return (
@@ -409,8 +393,13 @@ impl Proxy {
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = started + timeout;
         let (mut parts, body) = req.into_parts();
-        let has_host =
-            headers::prepare_request(&mut parts.headers, scan, peer.ip(), parts.uri.authority());
+        let has_host = headers::prepare_request(
+            &mut parts.headers,
+            scan,
+            peer.ip(),
+            &self.shared.config.trusted_proxies,
+            parts.uri.authority(),
+        );
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
         let method = parts.method.clone();
         // Only these may be sent twice: repeating them changes nothing.
@@ -439,7 +428,12 @@ impl Proxy {
                 kept
             });
         let up_body = match body_shared {
-            Some(shared) => UpBody::stream(body, limit, Arc::clone(shared)),
+            Some(shared) => UpBody::stream(
+                body,
+                limit,
+                self.shared.config.server.body_read_timeout,
+                Arc::clone(shared),
+            ),
             None => UpBody::Empty,
         };
         // The client's request becomes the upstream's in place: its method
@@ -505,6 +499,12 @@ impl Proxy {
                 Ok(Ok(resp)) => return (Some(replica.addr), Ok(self.relay(resp, timeout))),
                 Ok(Err(e)) => e,
                 Err(_) => {
+                    // Still waiting for the client's body: its fault, not
+                    // the upstream's, whichever timeout is shorter.
+                    if body_shared.is_some_and(|s| s.waiting_on_client()) {
+                        let waited = self.shared.config.server.body_read_timeout.min(timeout);
+                        return (Some(replica.addr), Err(common::json::body_timeout(waited)));
+                    }
                     crate::metrics::upstream_error(&pool.name, "timeout");
                     return (
                         Some(replica.addr),
@@ -534,8 +534,21 @@ impl Proxy {
                     previous = Some((replica, Failure::Connect));
                 }
                 SendError::Broken(err) => {
-                    if body_shared.is_some_and(|s| s.too_large.load(Ordering::Relaxed)) {
-                        return (Some(replica.addr), Err(too_large(limit)));
+                    if let Some(fault) = body_shared.and_then(|s| s.fault()) {
+                        log::debug!(
+                            "pool {}: exchange with {} abandoned for the client's body: {}",
+                            pool.name,
+                            replica.addr,
+                            common::error::chain(&err)
+                        );
+                        let error = match fault {
+                            ClientFault::TooLarge => too_large(limit),
+                            ClientFault::TooSlow => common::json::body_timeout(
+                                self.shared.config.server.body_read_timeout,
+                            ),
+                            ClientFault::Unreadable => common::json::body_unreadable(),
+                        };
+                        return (Some(replica.addr), Err(error));
                     }
                     crate::metrics::upstream_error(&pool.name, "broken");
                     log::warn!(
@@ -679,16 +692,17 @@ fn openapi_response() -> Response<DownBody> {
     resp
 }
 
-fn metrics_response(shared: &Shared) -> Response<DownBody> {
-    shared.flush_metrics();
-    let mut resp = Response::new(DownBody::from(Full::from(common::metrics::render())));
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+/// The public `/readyz`: ready or not, and nothing about the upstreams
+/// (their addresses and health are on the admin listener).
+fn public_readyz(shared: &Shared) -> Response<DownBody> {
+    if shared.is_ready() {
+        json(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"status": "not_ready"}),
+        )
+    }
 }
 
 #[cfg(test)]

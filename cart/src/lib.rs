@@ -6,6 +6,25 @@
 //! with an invoice at the payment provider ([`checkout`]); orders become
 //! paid by the provider's signed webhook or by reconciliation ([`payment`]);
 //! emails and stats events go out through the outbox.
+//!
+//! Routes (see [`router`]): `/user/{uid}/cart/…`, `/user/{uid}/orders/…`
+//! and the internal `POST /internal/payments/webhook`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings (neighbours, secrets, timings).
+//! - `handlers`: one async fn per endpoint and the webhook; typed errors
+//!   → problem+json.
+//! - [`domain`]: ids, quantities, request bodies, and the item, cart and
+//!   order views clients get.
+//! - [`clients`]: typed clients for products and the payment provider.
+//! - [`checkout`]: cart → order with an invoice, crash-safe, and the
+//!   recovery of interrupted checkouts.
+//! - [`payment`]: marking orders paid (webhook, reconciliation, sweep)
+//!   and the confirmation messages.
+//! - [`store`]: all SQL, with the outbox messages of each change.
+//! - this file: [`State`], [`router`], [`Cart::start`] and its background
+//!   tasks.
 
 pub mod checkout;
 pub mod clients;

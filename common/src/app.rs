@@ -38,6 +38,8 @@ pub struct App<S> {
     router: Router<S>,
     ready: Option<ReadyCheck<S>>,
     body_limit: usize,
+    /// Taken from the [`ServerOptions`] the app is served with.
+    body_read_timeout: Duration,
 }
 
 impl<S: Send + Sync + 'static> App<S> {
@@ -50,6 +52,7 @@ impl<S: Send + Sync + 'static> App<S> {
             router,
             ready: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_read_timeout: ServerOptions::default().body_read_timeout,
         }
     }
 
@@ -74,11 +77,12 @@ impl<S: Send + Sync + 'static> App<S> {
 
     /// Serves until `shutdown` completes.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         options: ServerOptions,
         shutdown: impl Future<Output = ()>,
     ) {
+        self.body_read_timeout = options.body_read_timeout;
         let app = Arc::new(self);
         serve(
             listener,
@@ -143,6 +147,9 @@ impl<S: Send + Sync + 'static> App<S> {
         peer: SocketAddr,
         rid: &str,
     ) -> (&'static str, Response<Full<Bytes>>) {
+        if let Err(e) = crate::query::check_target(&parts.uri) {
+            return ("unmatched", e.into_response(rid));
+        }
         let method = parts.method.clone();
         let path = parts.uri.path().to_string();
         let path = path.as_str();
@@ -165,7 +172,8 @@ impl<S: Send + Sync + 'static> App<S> {
                 handler,
                 params,
             } => {
-                let ctx = Req::new(parts, body, params, rid.to_string(), peer, self.body_limit);
+                let ctx = Req::new(parts, body, params, rid.to_string(), peer)
+                    .body_bounds(self.body_limit, self.body_read_timeout);
                 let fut =
                     request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
                 let resp = match AssertUnwindSafe(fut).catch_unwind().await {
@@ -229,7 +237,8 @@ async fn drain(body: Incoming, limit: usize) -> bool {
     )
 }
 
-fn metrics_response() -> Response<Full<Bytes>> {
+/// `/metrics`: the process's Prometheus text, never cached.
+pub fn metrics_response() -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(crate::metrics::render())));
     resp.headers_mut().insert(
         CONTENT_TYPE,

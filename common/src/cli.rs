@@ -135,14 +135,26 @@ pub enum Started<S> {
 /// Parses the command line, loads and validates configuration, answers
 /// `healthcheck`, and starts the service.
 pub async fn start<S: Service>(binary: &Binary, cmd: Command) -> Started<S> {
+    start_with(binary, cmd, |_, _| {}).await
+}
+
+/// As [`start`], with `adjust` changing the validated configuration for
+/// the command line before the service starts (a subcommand that must not
+/// do all a serving process does at start).
+pub async fn start_with<S: Service>(
+    binary: &Binary,
+    cmd: Command,
+    adjust: impl FnOnce(&ArgMatches, &mut S::Config),
+) -> Started<S> {
     let (matches, raw) = match binary.start(cmd) {
         Ok(pair) => pair,
         Err(code) => return Started::Exit(code),
     };
-    let config = match S::configure(&raw) {
+    let mut config = match S::configure(&raw) {
         Ok(c) => c,
         Err(e) => return Started::Exit(fail(binary.name, "configuration error", e)),
     };
+    adjust(&matches, &mut config);
     if matches.subcommand_matches("healthcheck").is_some() {
         return Started::Exit(healthcheck(S::listen(&config)).await);
     }

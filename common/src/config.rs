@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
+use ipnet::IpNet;
 
 /// One configurable value of a service.
 #[derive(Debug, Clone, Copy)]
@@ -297,6 +298,19 @@ impl Config {
             .unwrap_or_default()
     }
 
+    /// A comma-separated list of addresses and CIDR ranges (`10.0.0.0/8,
+    /// ::1`), such as the peers whose forwarding headers are believed.
+    pub fn networks(&self, key: &str) -> Result<Vec<IpNet>, ConfigError> {
+        self.list(key)
+            .iter()
+            .map(|s| {
+                parse_net(s).ok_or_else(|| {
+                    self.invalid(key, format!("`{s}` is not an address or CIDR range"))
+                })
+            })
+            .collect()
+    }
+
     /// Parses with a custom function; errors carry the key and the source.
     pub fn parse_with<T>(
         &self,
@@ -370,6 +384,13 @@ fn read_toml(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         out.push((key, text));
     }
     Ok(out)
+}
+
+/// `10.0.0.0/8` or a single address (as a /32 or /128 range).
+pub fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! One database setting, two engines: a SQLite file by default (created with
-//! its directory, WAL mode) or PostgreSQL by URL, through sqlx's `Any`
+//! its directory, both private to the shop's user, WAL mode) or PostgreSQL by URL, through sqlx's `Any`
 //! driver so each service has one code path. Migrations run at start.
 //!
 //! SQL written for both engines keeps to their common ground: `$1`
@@ -50,6 +50,11 @@ pub enum DbError {
     UnsupportedUrl(String),
     #[error("cannot create the database directory {path}: {source}")]
     Directory {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot make the database file {path} private: {source}")]
+    File {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -117,12 +122,7 @@ impl Db {
         let mut connect_url = url.to_string();
         if backend == Backend::Sqlite {
             if let Some(path) = sqlite_path(url) {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| DbError::Directory {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
-                }
+                create_private_sqlite(&path)?;
             }
             if !url.contains("mode=") {
                 connect_url.push(if url.contains('?') { '&' } else { '?' });
@@ -178,6 +178,31 @@ impl Db {
             .map(|_: AnyQueryResult| ())
             .map_err(|e| format!("database: {e}"))
     }
+}
+
+/// Creates a SQLite file's directory (0700) and the file itself (0600)
+/// before SQLite would create them world-readable (0644): it holds password
+/// hashes, emails and orders. The `-wal` and `-shm` files SQLite adds get
+/// the database file's mode; ones left by an older version are tightened.
+fn create_private_sqlite(path: &Path) -> Result<(), DbError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        crate::private::create_dir(dir).map_err(|source| DbError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let file_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| DbError::File { path, source }
+    };
+    crate::private::create_file(path).map_err(file_err(path))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        crate::private::restrict(&side).map_err(file_err(&side))?;
+    }
+    Ok(())
 }
 
 /// True when the error is a unique-constraint violation.
@@ -292,6 +317,28 @@ mod tests {
         );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://x"), None);
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_is_private() {
+        use crate::private::mode;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let file = dir.join("x.db");
+        let url = format!("sqlite://{}", file.display());
+        let db = Db::connect(&url, 2, crate::outbox::migrations())
+            .await
+            .unwrap();
+        // A write while the pool is open: the -wal and -shm files exist.
+        sqlx::query("CREATE TABLE t (x INTEGER)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode(&dir).unwrap(), 0o700);
+        for name in ["x.db", "x.db-wal", "x.db-shm"] {
+            assert_eq!(mode(&dir.join(name)).unwrap(), 0o600, "{name}");
+        }
+        db.pool.close().await;
     }
 
     #[test]

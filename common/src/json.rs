@@ -2,9 +2,12 @@
 //!
 //! The order of checks follows docs/api.md: wrong content type `415`, too large
 //! `413`, not JSON `400`, JSON of the wrong shape `422` naming the field.
+//! A body that takes too long to arrive is `408`.
+
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -27,11 +30,13 @@ pub fn is_json_content_type(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Collects a body of at most `limit` bytes; `413` beyond it.
+/// Collects a body of at most `limit` bytes within `timeout`; `413` beyond
+/// the size, `408` beyond the time.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Incoming,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -48,15 +53,38 @@ pub async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    // A client trickling its body would otherwise hold a task and a
+    // connection for as long as it likes.
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(body_timeout(timeout));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::bad_request(
-            "body_unreadable",
-            "the request body could not be read",
-        )
-        .with_cause(e)),
+        Err(e) => Err(body_unreadable().with_cause(e)),
     }
+}
+
+/// `400` for a body that is not valid HTTP (broken chunked framing, an
+/// overlong chunk extension) or was cut short.
+pub fn body_unreadable() -> ApiError {
+    ApiError::bad_request("body_unreadable", "the request body could not be read")
+}
+
+/// `408` for a body still incomplete after `timeout`. The rest of it may
+/// still be on its way, so the connection cannot carry another request:
+/// it is closed after the answer.
+pub fn body_timeout(timeout: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {}",
+            humantime::format_duration(timeout)
+        ),
+    )
+    .with_header(CONNECTION, HeaderValue::from_static("close"))
 }
 
 /// `415` unless the request declares a JSON body.

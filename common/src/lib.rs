@@ -2,6 +2,25 @@
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
 //! database, the outbound client, the outbox, webhook signatures,
 //! idempotency keys and token revocation. No business logic lives here.
+//!
+//! # Layout
+//!
+//! - Starting a service: [`config`] (layered settings), [`service`] (the
+//!   settings every service has, generated secrets), [`cli`] (flags, logging,
+//!   the start-up sequence behind `service_binary!`), [`logging`].
+//! - Serving: [`server`] and [`served`] (the accept loop, connection limits,
+//!   idle and slow-header cut-off, graceful drain), [`app`] (built-in
+//!   `/healthz` `/readyz` `/metrics`, request ids, the access log, errors
+//!   and panics → problem+json), [`router`], [`request`], [`request_id`],
+//!   [`shutdown`], [`metrics`].
+//! - Requests and answers: [`json`] (bodies and their limits), [`error`]
+//!   (`ApiError` and field validation), [`pagination`], [`auth`] (user
+//!   tokens, the internal key), [`token_versions`] (revoked tokens).
+//! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
+//!   `TestDb`), [`client`] (outbound HTTP), [`outbox`], [`idempotency`],
+//!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`sync`],
+//!   [`time`].
+//! - Tests: [`testing`] (spawn on port 0, a recording server).
 
 pub mod app;
 pub mod auth;
@@ -17,6 +36,8 @@ pub mod logging;
 pub mod metrics;
 pub mod outbox;
 pub mod pagination;
+pub mod private;
+pub mod query;
 pub mod request;
 pub mod request_id;
 pub mod retry;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::request::Parts;
 use http::HeaderMap;
@@ -21,6 +22,8 @@ pub struct Req {
     pub request_id: String,
     pub peer: SocketAddr,
     pub body_limit: usize,
+    /// How long the body may take to arrive once reading it starts.
+    pub body_timeout: Duration,
 }
 
 /// The request body until someone takes it.
@@ -33,7 +36,6 @@ impl Req {
         params: HashMap<&'static str, String>,
         request_id: String,
         peer: SocketAddr,
-        body_limit: usize,
     ) -> Self {
         Req {
             parts,
@@ -41,8 +43,16 @@ impl Req {
             params,
             request_id,
             peer,
-            body_limit,
+            body_limit: crate::app::DEFAULT_BODY_LIMIT,
+            body_timeout: crate::server::ServerOptions::default().body_read_timeout,
         }
+    }
+
+    /// The largest body accepted and how long it may take to arrive.
+    pub fn body_bounds(mut self, limit: usize, timeout: Duration) -> Self {
+        self.body_limit = limit;
+        self.body_timeout = timeout;
+        self
     }
 
     pub fn headers(&self) -> &HeaderMap {
@@ -71,13 +81,20 @@ impl Req {
         json::parse_json(&bytes)
     }
 
-    /// The raw body bytes, read once, with the service's size limit.
+    /// The raw body bytes, read once, with the service's size and time
+    /// limits.
     pub async fn bytes(&mut self) -> Result<bytes::Bytes, ApiError> {
         // The lock is held only to take the body, never across the read.
         let body = self.body.lock().ok().and_then(|mut slot| slot.take());
         let body = body
             .ok_or_else(|| ApiError::internal(std::io::Error::other("request body read twice")))?;
-        json::read_body(&self.parts.headers, body, self.body_limit).await
+        json::read_body(
+            &self.parts.headers,
+            body,
+            self.body_limit,
+            self.body_timeout,
+        )
+        .await
     }
 
     /// Query parameters; a repeated name keeps its last value.

@@ -124,6 +124,12 @@ impl<S: Send + Sync + 'static> Router<S> {
         self.route(Method::DELETE, pattern, handler)
     }
 
+    /// Every `(method, pattern)` registered, in order: what the e2e tests
+    /// hold against the OpenAPI documents, so no route goes undocumented.
+    pub fn routes(&self) -> impl Iterator<Item = (&Method, &'static str)> {
+        self.routes.iter().map(|r| (&r.method, r.pattern))
+    }
+
     /// Finds the handler for `method path`.
     pub fn find(&self, method: &Method, path: &str) -> Match<'_, S> {
         let parts: Vec<&str> = split(path).collect();
@@ -257,5 +263,20 @@ mod tests {
         let r = router();
         assert!(matches!(r.find(&Method::GET, "/nope"), Match::NotFound));
         assert!(matches!(r.find(&Method::GET, "/user/1/2"), Match::NotFound));
+    }
+
+    #[test]
+    fn routes_lists_every_registration_in_order() {
+        let listed: Vec<(Method, &str)> = router().routes().map(|(m, p)| (m.clone(), p)).collect();
+        assert_eq!(
+            listed,
+            vec![
+                (Method::POST, "/user/"),
+                (Method::POST, "/user/login"),
+                (Method::GET, "/user/{id}"),
+                (Method::PUT, "/user/{id}"),
+                (Method::GET, "/user/{uid}/cart/{id}"),
+            ]
+        );
     }
 }

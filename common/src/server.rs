@@ -32,6 +32,11 @@ use crate::served::{BusyBody, Served};
 pub struct ServerOptions {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// How long a request body may take to arrive, counted from when it is
+    /// first read; past it the answer is `408` and the connection closes.
+    /// Enforced where bodies are read (common's `App`, the balancer), not
+    /// in this loop, which never looks at bodies.
+    pub body_read_timeout: Duration,
     pub shutdown_timeout: Duration,
 }
 
@@ -40,6 +45,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -58,6 +64,11 @@ pub const SETTINGS: &[Setting] = &[
         "A connection with no request in progress for this long is closed (a client that never finishes its headers, an idle keep-alive connection)",
     ),
     Setting::new(
+        "body_read_timeout",
+        Some("10s"),
+        "A request body not complete this long after it is first read gets 408 and the connection closes (a client trickling its body)",
+    ),
+    Setting::new(
         "shutdown_timeout",
         Some("10s"),
         "How long in-flight requests may finish after SIGTERM",
@@ -73,9 +84,19 @@ impl ServerOptions {
         Ok(ServerOptions {
             max_connections,
             header_read_timeout: config.duration("header_read_timeout")?,
+            body_read_timeout: nonzero(config, "body_read_timeout")?,
             shutdown_timeout: config.duration("shutdown_timeout")?,
         })
     }
+}
+
+/// A duration setting that must be more than zero.
+fn nonzero(config: &Config, key: &str) -> Result<Duration, ConfigError> {
+    let d = config.duration(key)?;
+    if d.is_zero() {
+        return Err(config.invalid(key, "must be more than 0"));
+    }
+    Ok(d)
 }
 
 /// Serves `handler` on `listener` until `shutdown` completes, then drains.

@@ -150,15 +150,10 @@ pub fn dev_secret(path: &Path) -> std::io::Result<String> {
         }
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    crate::private::create_dir(dir)?;
     let secret = random_secret();
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(tmp.path(), &secret)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600))?;
-    }
+    crate::private::write(tmp.path(), secret.as_bytes())?;
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(secret),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -188,6 +183,9 @@ mod tests {
         let b = dev_secret(&path).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
+        use crate::private::mode;
+        assert_eq!(mode(&dir.path().join("secrets")).unwrap(), 0o700);
+        assert_eq!(mode(&path).unwrap(), 0o600);
     }
 
     #[test]

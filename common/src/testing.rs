@@ -76,6 +76,15 @@ pub async fn get_text(client: &reqwest::Client, url: &str) -> String {
     resp.text().await.expect("a readable body")
 }
 
+/// A `429`'s `Retry-After`, which the shop always gives in whole seconds.
+pub fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds")
+}
+
 /// Checks that an error answer is problem+json with a `status` matching the
 /// HTTP status and the fields docs/api.md requires, and returns its body.
 pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
@@ -223,4 +232,70 @@ impl Recorder {
     pub fn requests(&self) -> Vec<Recorded> {
         crate::sync::lock(&self.seen).clone()
     }
+}
+
+/// Sends `head` (a request head announcing a body) over a raw socket, then
+/// `body` one byte every `every`, as a slow or hostile client would, and
+/// returns everything the server wrote until it closed the connection.
+/// Fails the test if the server keeps the connection open past `within`.
+pub async fn trickle(
+    addr: SocketAddr,
+    head: &str,
+    body: &[u8],
+    every: std::time::Duration,
+    within: std::time::Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting to the server");
+    let (mut reader, mut writer) = sock.into_split();
+    writer
+        .write_all(head.as_bytes())
+        .await
+        .expect("sending the head");
+    let body = body.to_vec();
+    // Write errors end the trickle: the server may close mid-body.
+    let sender = tokio::spawn(async move {
+        for byte in body {
+            tokio::time::sleep(every).await;
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+        }
+        // Keep the write side open: a client that stops sending has not
+        // hung up.
+        std::future::pending::<()>().await;
+    });
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(within, reader.read_to_end(&mut answer)).await;
+    sender.abort();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    assert!(
+        read.is_ok(),
+        "the server kept a trickling client's connection open past {within:?}; it wrote: {text:?}"
+    );
+    text
+}
+
+/// Asserts that a raw HTTP/1.1 answer (as [`trickle`] returns it) is a
+/// problem+json with this status and `code`, announcing that the
+/// connection closes.
+pub fn assert_closing_problem(answer: &str, status: u16, code: &str) {
+    let shown: String = answer.chars().take(600).collect();
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status} ")),
+        "{shown}"
+    );
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((answer, ""));
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("\r\ncontent-type: application/problem+json"),
+        "{shown}"
+    );
+    assert!(head.contains("\r\nconnection: close"), "{shown}");
+    let problem: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {shown}"));
+    assert_eq!(problem["status"], status, "{shown}");
+    assert_eq!(problem["code"], code, "{shown}");
 }

@@ -276,3 +276,58 @@ async fn an_answer_that_leaves_the_body_unread_still_keeps_the_connection() {
         assert_eq!(echoed.status(), 200);
     }
 }
+
+/// The head of a JSON `POST /echo` announcing `length` body bytes.
+fn echo_head(length: usize) -> String {
+    format!(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_past_the_body_timeout_is_408_and_the_connection_closes() {
+    let options = ServerOptions {
+        body_read_timeout: Duration::from_millis(300),
+        ..ServerOptions::default()
+    };
+    let server = start(options).await;
+    // One byte every 100 ms of a 1000-byte body would take 100 s.
+    let body = vec![b' '; 1000];
+    let answer = common::testing::trickle(
+        server.addr,
+        &echo_head(body.len()),
+        &body,
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    )
+    .await;
+    common::testing::assert_closing_problem(&answer, 408, "request_timeout");
+
+    // A body that arrives in time, even in pieces, is read as usual.
+    let body = b"{\"a\":1}";
+    let answer = common::testing::trickle(
+        server.addr,
+        &echo_head(body.len()).replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n"),
+        body,
+        Duration::from_millis(10),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("{\"a\":1}"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_path_and_query_over_8_kib_is_414() {
+    let server = start(ServerOptions::default()).await;
+    let client = reqwest::Client::new();
+    let at_limit = format!("/hello?x={}", "a".repeat(8 * 1024 - "/hello?x=".len()));
+    let resp = client.get(server.url(&at_limit)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    for long in [format!("{at_limit}a"), format!("/{}", "p".repeat(60_000))] {
+        let resp = client.get(server.url(&long)).send().await.unwrap();
+        assert_eq!(resp.status(), 414);
+        let body = common::testing::problem(resp).await;
+        assert_eq!(body["code"], "uri_too_long");
+    }
+}

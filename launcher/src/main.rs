@@ -4,6 +4,13 @@
 //! their secrets in the data directory, seeds the demo catalog on a fresh
 //! data directory, prefixes their logs, restarts any that dies, and on
 //! Ctrl-C or SIGTERM stops them all.
+//!
+//! # Layout
+//!
+//! - `services`: the processes (names, ports, prefixes) and the
+//!   environment each gets so they find one another.
+//! - `supervisor`: one child: log prefixing, restart with backoff, stop.
+//! - this file: flags, secrets, the demo seed, and running them all.
 
 mod services;
 mod supervisor;
@@ -50,7 +57,7 @@ fn cli() -> Command {
                 .long("port-base")
                 .default_value("8000")
                 .value_parser(clap::value_parser!(u16).range(1..=65000))
-                .help("Services listen on BASE+1..BASE+6, the balancer on BASE+80"),
+                .help("Services listen on BASE+1..BASE+6, the balancer on BASE+80 and its admin endpoints on 127.0.0.1:BASE+81"),
         )
         .arg(
             Arg::new("host")
@@ -96,7 +103,8 @@ async fn main() -> ExitCode {
         .collect();
 
     let fresh = !data_dir.join("products.db").exists();
-    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+    // Private (0700): it holds every database, the secrets and the mail.
+    if let Err(e) = common::private::create_dir(&data_dir) {
         eprintln!("launcher: cannot create {}: {e}", data_dir.display());
         return ExitCode::FAILURE;
     }
@@ -153,7 +161,7 @@ async fn main() -> ExitCode {
     }
 
     let run_dir = data_dir.join("run");
-    if let Err(e) = std::fs::create_dir_all(&run_dir) {
+    if let Err(e) = common::private::create_dir(&run_dir) {
         eprintln!("launcher: cannot create {}: {e}", run_dir.display());
         return ExitCode::FAILURE;
     }
@@ -177,6 +185,9 @@ async fn main() -> ExitCode {
             Ok(()) => {
                 println!();
                 println!("  The shop is up: {}", layout.shop_url());
+                if names.contains(&"balancer") {
+                    println!("  Balancer metrics and pools: http://{}/metrics, /readyz", layout.balancer_admin());
+                }
                 println!("  Data: {}   Stop: Ctrl-C", data_dir.display());
                 println!();
             }

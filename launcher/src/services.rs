@@ -53,6 +53,10 @@ pub const SERVICES: &[Service] = &[
     },
 ];
 
+/// The balancer's admin listener (`/metrics`, `/readyz` with the pools):
+/// the port after its public one, on loopback whatever `--host` says.
+pub const BALANCER_ADMIN_OFFSET: u16 = 81;
+
 /// Where everything listens and what they share.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -79,6 +83,11 @@ impl Layout {
         self.url("balancer")
     }
 
+    /// `127.0.0.1:BASE+81`, where the balancer's operational endpoints are.
+    pub fn balancer_admin(&self) -> String {
+        format!("127.0.0.1:{}", self.port_base + BALANCER_ADMIN_OFFSET)
+    }
+
     /// Variables every child gets: where neighbours are and the shared data
     /// directory. Each service reads only the ones it declares.
     pub fn shared_env(&self, data_dir: &Path) -> Vec<(String, String)> {
@@ -93,6 +102,7 @@ impl Layout {
                 "PAYMENTS_WEBHOOK_URL".to_string(),
                 format!("{}/internal/payments/webhook", self.url("cart")),
             ),
+            ("BALANCER_ADMIN_LISTEN".to_string(), self.balancer_admin()),
         ];
         for s in SERVICES {
             env.push((
@@ -105,5 +115,26 @@ impl Layout {
             ));
         }
         env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_balancer_admin_listener_follows_the_port_base_on_loopback() {
+        let layout = Layout {
+            host: "0.0.0.0".into(),
+            port_base: 20000,
+        };
+        let env = layout.shared_env(Path::new("/tmp/data"));
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("BALANCER_LISTEN"), Some("0.0.0.0:20080"));
+        assert_eq!(get("BALANCER_ADMIN_LISTEN"), Some("127.0.0.1:20081"));
     }
 }

@@ -98,7 +98,7 @@ pub async fn supervise(spec: ChildSpec, stop: CancellationToken) {
         };
         pump(spec.name, &mut child);
         if let (Some(path), Some(pid)) = (&spec.pid_file, child.id()) {
-            if let Err(e) = std::fs::write(path, format!("{pid}\n")) {
+            if let Err(e) = common::private::write(path, format!("{pid}\n").as_bytes()) {
                 log::warn!("cannot write {}: {e}", path.display());
             }
         }

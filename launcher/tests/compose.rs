@@ -207,6 +207,26 @@ fn only_the_shop_and_the_mail_ui_are_published() {
     }
 }
 
+/// The balancer's admin listener (`/metrics`, the pools) listens inside the
+/// network on a port of its own, and only the public port is published.
+#[test]
+fn the_balancer_publishes_its_public_port_only() {
+    let doc = compose();
+    let balancer = &doc["services"]["balancer"];
+    let env = env_of(balancer);
+    assert_eq!(
+        env.get("BALANCER_ADMIN_LISTEN").map(String::as_str),
+        Some("0.0.0.0:8081")
+    );
+    let published: Vec<&str> = balancer["ports"]
+        .as_vec()
+        .expect("the balancer publishes a port")
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(published, ["${SHOP_PORT:-8080}:8080"]);
+}
+
 #[test]
 fn every_interpolated_variable_is_documented_in_env_example() {
     let text = read("docker-compose.yml");

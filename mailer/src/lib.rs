@@ -1,5 +1,18 @@
 //! The mailer as a library: `main.rs` and the tests both build it with
 //! [`Mailer::start`] and serve it on a listener they bound.
+//!
+//! Route (see [`router`]): the internal `POST /send_email/`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings (transport, retries, limits).
+//! - `handlers`: `POST /send_email/`.
+//! - [`domain`]: recipient, subject and body checked into typed values.
+//! - [`store`]: all SQL: queueing (idempotency key and per-recipient
+//!   limit), leasing due mail, recording attempts.
+//! - [`sender`]: the background loop that delivers and retries.
+//! - [`transport`]: SMTP through lettre, or `.eml` files in a directory.
+//! - this file: [`State`], [`router`], [`Mailer::start`].
 
 pub mod config;
 pub mod domain;

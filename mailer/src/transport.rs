@@ -35,7 +35,7 @@ impl Transport {
         match config {
             TransportConfig::Smtp(url) => smtp_transport(&url.0, timeout).map(Transport::Smtp),
             TransportConfig::Files(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| {
+                common::private::create_dir(dir).map_err(|e| {
                     format!("cannot create the outbox directory {}: {e}", dir.display())
                 })?;
                 Ok(Transport::Files(dir.clone()))
@@ -76,20 +76,15 @@ impl Transport {
 
 /// Writes `bytes` to `dir/name` so readers see either no file or the whole
 /// file: a hidden temporary file in the same directory, synced, then
-/// renamed over the target.
+/// renamed over the target. A mail holds a customer's address and order,
+/// so the file stays private (0600, tempfile's own mode) like the rest of
+/// the data directory.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".").suffix(".tmp");
-    // Temporary files are private (0600) by default; a finished mail is
-    // readable like the other files of the data directory, so a pickup
-    // process running as another user can take it.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o644));
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
+    common::private::create_dir(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
@@ -111,6 +106,10 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["a.eml".to_string()]);
         assert_eq!(std::fs::read(dir.path().join("a.eml")).unwrap(), b"second");
+        assert_eq!(
+            common::private::mode(&dir.path().join("a.eml")).unwrap(),
+            0o600
+        );
     }
 
     #[test]

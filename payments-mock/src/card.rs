@@ -96,7 +96,7 @@ pub fn luhn_ok(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The digits of a card number: spaces are allowed between groups.

@@ -3,6 +3,20 @@
 //! `invoice.paid` webhooks through the outbox). `main.rs` and the tests
 //! both build it with [`Payments::start`] and serve it on a listener they
 //! bound.
+//!
+//! Routes (see [`router`]): `POST /invoices` (server key),
+//! `GET /invoices/{id}`, `POST /invoices/{id}/pay`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings (server keys, webhook, knobs).
+//! - `handlers`: one async fn per endpoint.
+//! - [`domain`]: invoices, their ids, and the checks on a new invoice.
+//! - [`card`]: card fields, the Luhn check, brands and the test cards.
+//! - [`realism`]: added latency and injected `503`s (off by default).
+//! - [`store`]: all SQL; paying writes the `invoice.paid` webhook into
+//!   the outbox in the same transaction.
+//! - this file: [`State`], [`router`], [`Payments::start`].
 
 pub mod card;
 pub mod config;

@@ -17,6 +17,10 @@ use crate::cache::{CacheKey, Rendered};
 use crate::domain::{parse_id, NewProduct, ProductChanges, ProductFields};
 use crate::State;
 
+/// Longest search term: far beyond any product name, far below what the
+/// database accepts as a pattern.
+pub const MAX_SEARCH_CHARS: usize = 200;
+
 fn not_found() -> ApiError {
     ApiError::not_found("product")
 }
@@ -103,14 +107,7 @@ pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
     let query = req.query();
     let page = PageParams::from_query(&query)?;
     // An empty `q` is no filter, as in a search box that was cleared.
-    let q = query.get("q").map(String::as_str).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.contains('\0')) {
-        // PostgreSQL refuses NUL in text parameters; no name contains one.
-        return Err(ApiError::invalid_field(
-            "q",
-            "must not contain NUL characters",
-        ));
-    }
+    let q = common::query::text(&query, "q", MAX_SEARCH_CHARS)?;
     let key = CacheKey::List {
         q: q.map(str::to_string),
         limit: page.limit,

@@ -1,6 +1,20 @@
 //! The products service as a library: `main.rs` and the tests both build it
 //! with [`Products::start`] and serve it on a listener they bound; the
-//! launcher and `products seed` load the demo catalog with [`seed`].
+//! launcher and `products seed` load the demo catalog with [`seed()`].
+//!
+//! Routes (see [`router`]): `POST /product/`, `GET|PUT|DELETE
+//! /product/{id}`, `GET /products/`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings (HTTP caching, read cache).
+//! - `handlers`: one async fn per endpoint, plus ETag / `If-None-Match`.
+//! - [`domain`]: product fields checked into typed values; the `Product`
+//!   clients see.
+//! - [`cache`]: the in-process cache of rendered reads.
+//! - [`store`]: all SQL.
+//! - [`mod@seed`]: the bundled demo catalog and `products seed`.
+//! - this file: [`State`], [`router`], [`Products::start`].
 
 pub mod cache;
 pub mod config;

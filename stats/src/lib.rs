@@ -1,5 +1,19 @@
 //! The stats service as a library: `main.rs` and the tests both build it
 //! with [`Stats::start`] and serve it on a listener they bound.
+//!
+//! Routes (see [`router`]): `POST /log` (public), and the internal
+//! `GET /log` and `GET /log/summary`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings (retention, batching).
+//! - `handlers`: one async fn per endpoint.
+//! - [`domain`]: actions, user ids, event data and time ranges checked
+//!   into typed values.
+//! - [`writer`]: the bounded queue and the batching writer task behind
+//!   `POST /log`.
+//! - [`store`]: all SQL: batched inserts, range reads, counts, retention.
+//! - this file: [`State`], [`router`], [`Stats::start`].
 
 pub mod config;
 pub mod domain;

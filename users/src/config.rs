@@ -1,7 +1,7 @@
 //! The users service's settings: the shared base plus token lifetime,
 //! where the mailer and stats live, where the services that verify tokens
-//! live (they hear of revocations), the bootstrap admin, login limits and
-//! which proxies may tell us the client's address.
+//! live (they hear of revocations), the bootstrap admin, login and
+//! registration limits and which proxies may tell us the client's address.
 
 use ipnet::IpNet;
 use std::time::Duration;
@@ -41,12 +41,18 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "admin_email",
         None,
-        "Admin account created at start if absent",
+        "Admin account created at start if no account has this email (an existing non-admin account is never promoted)",
     )
     .shared("SHOP_ADMIN_EMAIL"),
     Setting::new("admin_password", None, "Password of that admin account")
         .shared("SHOP_ADMIN_PASSWORD")
         .secret(),
+    Setting::new(
+        "admin_strict",
+        Some("false"),
+        "Exit non-zero at start, instead of logging an error and serving, when admin_email belongs to a non-admin account",
+    )
+    .shared("SHOP_ADMIN_STRICT"),
     Setting::new(
         "login_attempts_per_email",
         Some("5"),
@@ -56,6 +62,14 @@ const OWN_SETTINGS: &[Setting] = &[
         "login_attempts_per_ip",
         Some("20"),
         "Login attempts per client address per minute",
+    ),
+    // A person registers once; a few people behind one address (a family,
+    // an office NAT) may register within the same minute. Each registration
+    // costs an argon2 hash and sends an email, so one address cannot do more.
+    Setting::new(
+        "registrations_per_ip",
+        Some("5"),
+        "Registrations per client address per minute",
     ),
     Setting::new(
         "trusted_proxies",
@@ -89,8 +103,11 @@ pub struct UsersConfig {
     pub products_url: String,
     pub cart_url: String,
     pub admin: Option<(String, String)>,
+    /// Whether an admin_email held by a non-admin account stops the start.
+    pub admin_strict: bool,
     pub login_attempts_per_email: u32,
     pub login_attempts_per_ip: u32,
+    pub registrations_per_ip: u32,
     pub trusted_proxies: Vec<IpNet>,
     pub hash_concurrency: usize,
 }
@@ -106,30 +123,15 @@ impl UsersConfig {
         };
         let admin = match (config.raw("admin_email"), config.raw("admin_password")) {
             (Some(e), Some(p)) => Some((e.to_string(), p.to_string())),
-            (None, None) => None,
+            // `users create-admin --email E` reads SHOP_ADMIN_PASSWORD alone.
+            (None, _) => None,
             (Some(_), None) => {
                 return Err(
                     config.invalid("admin_password", "must be set together with admin_email")
                 )
             }
-            (None, Some(_)) => {
-                return Err(
-                    config.invalid("admin_email", "must be set together with admin_password")
-                )
-            }
         };
-        let trusted_proxies = config
-            .list("trusted_proxies")
-            .iter()
-            .map(|s| {
-                parse_net(s).ok_or_else(|| {
-                    config.invalid(
-                        "trusted_proxies",
-                        format!("`{s}` is not an address or CIDR range"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let trusted_proxies = config.networks("trusted_proxies")?;
         let hash_concurrency = match config.get_opt::<usize>("hash_concurrency")? {
             Some(0) => return Err(config.invalid("hash_concurrency", "must be at least 1")),
             Some(n) => n,
@@ -145,8 +147,10 @@ impl UsersConfig {
             products_url: config.get("products_url")?,
             cart_url: config.get("cart_url")?,
             admin,
+            admin_strict: config.flag("admin_strict")?,
             login_attempts_per_email: positive("login_attempts_per_email")?,
             login_attempts_per_ip: positive("login_attempts_per_ip")?,
+            registrations_per_ip: positive("registrations_per_ip")?,
             trusted_proxies,
             hash_concurrency,
         })
@@ -162,17 +166,12 @@ impl UsersConfig {
             products_url: "http://127.0.0.1:9".to_string(),
             cart_url: "http://127.0.0.1:9".to_string(),
             admin: None,
+            admin_strict: false,
             login_attempts_per_email: 5,
             login_attempts_per_ip: 100,
-            trusted_proxies: vec![parse_net("127.0.0.1").expect("literal")],
+            registrations_per_ip: 100,
+            trusted_proxies: vec![common::config::parse_net("127.0.0.1").expect("literal")],
             hash_concurrency: 2,
         }
     }
-}
-
-/// `10.0.0.0/8` or a single address (as a /32 or /128 range).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }

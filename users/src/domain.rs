@@ -2,10 +2,29 @@
 
 use common::auth::Role;
 use serde::Serialize;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// Control (Cc) and format (Cf) characters: invisible, or reordering what
+/// follows (bidi overrides, zero-width spaces and joiners, soft hyphens).
+/// Text shown to people or put into emails never needs them.
+fn has_control_or_format(s: &str) -> bool {
+    s.chars().any(|c| {
+        matches!(
+            c.general_category(),
+            GeneralCategory::Control | GeneralCategory::Format
+        )
+    })
+}
 
 /// An email address checked by a real parser — lettre's, the same one the
 /// mailer uses, so every address we accept is one the mailer can send to —
 /// kept as typed; uniqueness uses its lower-case form.
+///
+/// Only addresses already in NFKC form are accepted: a compatibility
+/// character (the Kelvin sign `\u{212A}`, full-width letters, ligatures)
+/// looks like — and lower-cases into — a plain letter, so `\u{212A}ate@…`
+/// would be one account with `kate@…`. Refusing them, the lower-case
+/// comparison never maps two visibly different addresses to one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -14,6 +33,14 @@ impl Email {
         let trimmed = raw.trim();
         if trimmed.len() > 254 {
             return Err("must be at most 254 characters".into());
+        }
+        if has_control_or_format(trimmed) {
+            return Err("must not contain control or invisible formatting characters".into());
+        }
+        if !unicode_normalization::is_nfkc(trimmed) {
+            return Err(
+                "must not contain look-alike compatibility characters (such as the Kelvin sign, full-width letters or ligatures); type the plain letters".into(),
+            );
         }
         // A shop mails its customers, so the domain must be a public-looking
         // one: `ann@localhost` parses but cannot be delivered to.
@@ -62,7 +89,9 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: 1 to 100 characters after trimming, no control characters.
+/// A display name: 1 to 100 characters after trimming, no control or
+/// format characters (it is greeted by name in emails, where a bidi
+/// override or a zero-width space would disguise the text around it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Name(String);
 
@@ -75,8 +104,10 @@ impl Name {
         if trimmed.chars().count() > 100 {
             return Err("must be at most 100 characters".into());
         }
-        if trimmed.chars().any(char::is_control) {
-            return Err("must not contain control characters".into());
+        if has_control_or_format(trimmed) {
+            return Err(
+                "must not contain control or invisible formatting characters (such as bidirectional overrides or zero-width spaces)".into(),
+            );
         }
         Ok(Name(trimmed.to_string()))
     }
@@ -114,6 +145,34 @@ mod tests {
         for bad in ["", "ann", "ann@", "@x.com", "a b@x.com", "ann@localhost"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn look_alike_and_invisible_characters_are_refused_in_emails() {
+        for bad in [
+            "\u{212A}ate@example.com",  // Kelvin sign
+            "\u{FF4B}ate@example.com",  // full-width k
+            "\u{FB01}nn@example.com",   // fi ligature
+            "ka\u{200B}te@example.com", // zero-width space
+            "kate@exam\u{202E}ple.com", // right-to-left override
+            "kate\u{0}@example.com",    // NUL
+            "cafe\u{0301}@example.com", // decomposed é (NFC composes it)
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        // Non-ASCII letters in their plain form are fine.
+        assert_eq!(
+            Email::parse("JOSÉ@Example.com").unwrap().lower(),
+            "josé@example.com"
+        );
+    }
+
+    #[test]
+    fn control_and_format_characters_are_refused_in_names() {
+        for bad in ["Ann\u{202E}gnp.exe", "A\u{200B}nn", "Ann\u{AD}", "A\u{7}"] {
+            assert!(Name::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Name::parse("Zoë Ünal-Ødegård").is_ok());
     }
 
     #[test]

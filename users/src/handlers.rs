@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::{parse_id, Email, Name, Password, User};
-use crate::ratelimit::client_ip;
+use crate::ratelimit::{client_ip, throttled};
 use crate::store::{Announcements, Credentials, StoreError};
 use crate::State;
 
@@ -64,6 +64,15 @@ fn welcome(user: &User) -> Announcements {
 
 /// `POST /user/`
 pub async fn register(state: Arc<State>, mut req: Req) -> HandlerResult {
+    // Before any work: each registration costs an argon2 hash and an email.
+    let ip = client_ip(req.peer, req.headers(), &state.config.trusted_proxies);
+    if let Err(wait) = state.registrations.check(&ip) {
+        log::warn!("registration throttled for client {ip}");
+        return Err(throttled(
+            wait,
+            "too many registrations from this address; try again later",
+        ));
+    }
     let body: Registration = req.json().await?;
     let mut v = Validator::new();
     let email = v.parse("email", Email::parse(&body.email));
@@ -102,17 +111,14 @@ pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
     let email_key = body.email.trim().to_lowercase();
     if let Err(wait) = state.limiter.check(&email_key, ip) {
         log::warn!("login throttled for client {ip}");
-        return Err(ApiError::too_many_requests(
-            wait.as_secs_f64().ceil() as u64,
-            "too many login attempts; try again later",
-        ));
+        return Err(throttled(wait, "too many login attempts; try again later"));
     }
-    // No account's email contains NUL (registration parses it), and
-    // PostgreSQL refuses it as a parameter: answer as for any unknown email.
-    let creds = if body.email.contains('\0') {
-        None
-    } else {
-        state.store.credentials(body.email.trim()).await?
+    // An address that does not parse (a NUL, which PostgreSQL refuses as a
+    // parameter; a Kelvin sign that lower-cases to another account's `k`)
+    // belongs to no account: the same answer as any unknown email.
+    let creds = match Email::parse(&body.email) {
+        Ok(email) => state.store.credentials(email.as_str()).await?,
+        Err(_) => None,
     };
     let ok = state
         .hasher
@@ -205,8 +211,8 @@ async fn confirm_current_password(
         .limiter
         .check(&caller.account.user.email.to_lowercase(), ip)
     {
-        return Err(ApiError::too_many_requests(
-            wait.as_secs_f64().ceil() as u64,
+        return Err(throttled(
+            wait,
             "too many password attempts; try again later",
         ));
     }

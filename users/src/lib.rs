@@ -1,6 +1,23 @@
 //! The users service as a library: `main.rs` and the tests both build it
 //! with [`Users::start`] and serve it on a listener they bound.
+//!
+//! Routes (see [`router`]): `POST /user/`, `POST /user/login`,
+//! `GET|PUT|DELETE /user/{id}`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the service's settings on top of common's base ones.
+//! - `handlers`: one async fn per endpoint; store errors → problem+json.
+//! - [`domain`]: `Email`, `Password`, `Name` (parse, don't validate) and
+//!   the `User` clients see.
+//! - [`password`]: argon2id hashing, off the async threads and bounded.
+//! - [`ratelimit`]: login throttling per email and per client address.
+//! - [`store`]: all SQL; registration writes the welcome email and the
+//!   `user_registered` event into the outbox in the same transaction.
+//! - this file: [`State`], [`router`], [`Users::start`] (database, admin
+//!   bootstrap, background tasks) and [`ensure_admin`].
 
+pub mod admin;
 pub mod config;
 pub mod domain;
 mod handlers;
@@ -10,10 +27,11 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::auth::{Role, TokenKeys};
+use common::auth::TokenKeys;
 use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
@@ -21,10 +39,10 @@ use common::outbox::{Auth, Outbox, OutboxOptions, Target};
 use common::{App, Router};
 use tokio::net::TcpListener;
 
+use crate::admin::{AdminError, IfAdmin};
 use crate::config::UsersConfig;
-use crate::domain::{Email, Name, Password};
 use crate::password::Hasher;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::{LoginLimiter, PerMinute};
 use crate::store::Store;
 
 /// Revocations are retried at least this often while a verifier is
@@ -38,6 +56,7 @@ pub struct State {
     pub keys: TokenKeys,
     pub hasher: Hasher,
     pub limiter: LoginLimiter,
+    pub registrations: PerMinute<IpAddr>,
     pub outbox: Outbox,
 }
 
@@ -46,7 +65,7 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot bootstrap the admin account: {0}")]
-    Admin(String),
+    Admin(#[from] AdminError),
 }
 
 /// A running users service's state plus its background tasks.
@@ -116,19 +135,28 @@ impl Users {
                 config.login_attempts_per_email,
                 config.login_attempts_per_ip,
             ),
+            registrations: PerMinute::new(config.registrations_per_ip),
             store: Store { db },
             outbox: outbox.clone(),
             config,
         });
         if let Some((email, password)) = state.config.admin.clone() {
-            let outcome = ensure_admin(&state, &email, &password, false).await?;
-            log::info!("admin account {email}: {outcome}");
+            match admin::create(&state, &email, &password, IfAdmin::Keep).await {
+                Ok(outcome) => log::info!("admin account {email}: {outcome}"),
+                // Serving without the bootstrap admin is safe; promoting
+                // someone else's account is not (see `admin`).
+                Err(e @ AdminError::NotAdmin { .. }) if !state.config.admin_strict => {
+                    log::error!("admin bootstrap refused: {e}; serving without it (admin_strict=true stops instead)")
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut background = Tasks::new();
         background.spawn(|stop| outbox.run(stop));
         let pruning = state.clone();
         background.every(Duration::from_secs(60), move || {
             pruning.limiter.prune();
+            pruning.registrations.prune();
             std::future::ready(())
         });
         Ok(Users { state, background })
@@ -153,76 +181,6 @@ impl Users {
     pub async fn stop(self) {
         self.background.shutdown().await;
         self.state.store.db.pool.close().await;
-    }
-}
-
-/// Creates the admin account if absent; an existing account with that email
-/// becomes an admin (its password is reset only when `reset_password`).
-pub async fn ensure_admin(
-    state: &State,
-    email: &str,
-    password: &str,
-    reset_password: bool,
-) -> Result<&'static str, StartError> {
-    let email = Email::parse(email).map_err(|e| StartError::Admin(format!("email {e}")))?;
-    let password =
-        Password::parse(password).map_err(|e| StartError::Admin(format!("password {e}")))?;
-    let admin_err = |e: store::StoreError| StartError::Admin(e.to_string());
-    match state
-        .store
-        .credentials(email.as_str())
-        .await
-        .map_err(admin_err)?
-    {
-        Some(existing) => {
-            let hash = if reset_password {
-                Some(
-                    state
-                        .hasher
-                        .hash(password.expose())
-                        .await
-                        .map_err(|e| StartError::Admin(e.to_string()))?,
-                )
-            } else {
-                None
-            };
-            state
-                .store
-                .update(
-                    &existing.user.id,
-                    None,
-                    None,
-                    hash.as_deref(),
-                    Some(Role::Admin),
-                )
-                .await
-                .map_err(admin_err)?;
-            // A new password or role revokes the old tokens: send it now.
-            state.outbox.notify();
-            Ok(if existing.user.role == Role::Admin {
-                "already present"
-            } else {
-                "promoted to admin"
-            })
-        }
-        None => {
-            let hash = state
-                .hasher
-                .hash(password.expose())
-                .await
-                .map_err(|e| StartError::Admin(e.to_string()))?;
-            let name = Name::parse("Administrator").expect("a constant name is valid");
-            match state
-                .store
-                .create(email.as_str(), name.as_str(), &hash, Role::Admin, None)
-                .await
-            {
-                Ok(_) => Ok("created"),
-                // Another replica created it a moment ago.
-                Err(store::StoreError::EmailTaken) => Ok("already present"),
-                Err(e) => Err(admin_err(e)),
-            }
-        }
     }
 }
 

@@ -1,51 +1,74 @@
-//! Login throttling per email and per client address (governor's keyed
-//! GCRA limiters), and finding the client address behind trusted proxies.
+//! Throttling of logins (per email and per client address) and of
+//! registrations (per client address) with governor's keyed GCRA limiters,
+//! and finding the client address behind trusted proxies.
 
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use common::ApiError;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use http::HeaderMap;
 use ipnet::IpNet;
 
-type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+/// At most `n` requests per key per minute, with a burst of `n`.
+pub struct PerMinute<K: Hash + Eq + Clone> {
+    limiter: RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>,
+    clock: DefaultClock,
+}
+
+impl<K: Hash + Eq + Clone> PerMinute<K> {
+    pub fn new(n: u32) -> Self {
+        let quota = Quota::per_minute(NonZeroU32::new(n.max(1)).expect("max(1) is non-zero"));
+        PerMinute {
+            limiter: RateLimiter::keyed(quota),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// `Err(wait)` when `key` has used up its requests.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        self.limiter
+            .check_key(key)
+            .map_err(|n| n.wait_time_from(self.clock.now()))
+    }
+
+    /// Forgets keys whose limits have fully recovered, bounding memory.
+    pub fn prune(&self) {
+        self.limiter.retain_recent();
+    }
+}
+
+/// `429` with `Retry-After` in whole seconds (at least the wait).
+pub fn throttled(wait: Duration, detail: &str) -> ApiError {
+    ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64, detail)
+}
 
 pub struct LoginLimiter {
-    by_email: Keyed<String>,
-    by_ip: Keyed<IpAddr>,
-    clock: DefaultClock,
+    by_email: PerMinute<String>,
+    by_ip: PerMinute<IpAddr>,
 }
 
 impl LoginLimiter {
     pub fn new(per_email_per_minute: u32, per_ip_per_minute: u32) -> Self {
-        let quota =
-            |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("max(1) is non-zero"));
         LoginLimiter {
-            by_email: RateLimiter::keyed(quota(per_email_per_minute)),
-            by_ip: RateLimiter::keyed(quota(per_ip_per_minute)),
-            clock: DefaultClock::default(),
+            by_email: PerMinute::new(per_email_per_minute),
+            by_ip: PerMinute::new(per_ip_per_minute),
         }
     }
 
     /// `Err(wait)` when either limit is exhausted.
     pub fn check(&self, email_lower: &str, ip: IpAddr) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.by_ip
-            .check_key(&ip)
-            .map_err(|n| n.wait_time_from(now))?;
-        self.by_email
-            .check_key(&email_lower.to_string())
-            .map_err(|n| n.wait_time_from(now))?;
-        Ok(())
+        self.by_ip.check(&ip)?;
+        self.by_email.check(&email_lower.to_string())
     }
 
-    /// Forgets keys whose limits have fully recovered, bounding memory.
     pub fn prune(&self) {
-        self.by_email.retain_recent();
-        self.by_ip.retain_recent();
+        self.by_email.prune();
+        self.by_ip.prune();
     }
 }
 
@@ -113,5 +136,19 @@ mod tests {
         assert!(l.check("a@x.com", ip).is_ok());
         assert!(l.check("a@x.com", ip).is_err());
         assert!(l.check("b@x.com", ip).is_ok());
+    }
+
+    #[test]
+    fn limits_per_key() {
+        let l = PerMinute::new(2);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        assert!(l.check(&a).is_ok());
+        assert!(l.check(&a).is_ok());
+        let wait = l.check(&a).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert!(l.check(&b).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //! the balancer runs in-process on port 0 and is driven with reqwest, a
 //! hyper client (for streaming uploads) or raw TCP (for exact headers).
 
+mod client_faults;
 mod connections;
 mod support;
 
@@ -138,14 +139,72 @@ async fn the_balancer_serves_its_own_health_readiness_and_metrics() {
     assert!(resp.headers().contains_key("x-request-id"));
     let ready = shop.readyz().await;
     assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["all_pools_healthy"], true);
     for pool in ["users", "products", "cart", "payments-mock", "stats"] {
         assert_eq!(ready["pools"][pool]["healthy"], 1, "{ready}");
     }
     shop.post("/log", "{}").await;
-    let text = shop.get("/metrics").await.text().await.unwrap();
+    let resp = shop.admin_get("/metrics").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("x-request-id"));
+    let text = resp.text().await.unwrap();
     assert!(text.contains("balancer_requests_total"), "{text}");
     assert!(text.contains("route=\"log\""), "{text}");
     assert!(text.contains("balancer_request_duration_seconds"), "{text}");
+    assert_eq!(shop.admin_get("/healthz").await.status(), 200);
+}
+
+/// The audit's finding: the public port served `/metrics` and a `/readyz`
+/// listing every upstream replica's address. Both are on the admin
+/// listener now; the public `/readyz` says ready or not, nothing more.
+#[tokio::test]
+async fn the_public_port_shows_no_upstream_addresses_or_metrics() {
+    let (shop, ups) = default_shop().await;
+    let resp = shop.get("/readyz").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        serde_json::json!({"status": "ready"})
+    );
+    for up in &ups {
+        let port = up.addr().port().to_string();
+        assert!(
+            !text.contains(&port),
+            "an upstream's port is public: {text}"
+        );
+    }
+    for method in ["GET", "HEAD", "POST"] {
+        let resp = shop
+            .http
+            .request(method.parse().unwrap(), shop.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{method} /metrics");
+    }
+    problem(shop.get("/metrics").await, 404, "not_found").await;
+    // Even a table that forwards everything does not forward it.
+    let up = Upstream::spawn("catch-all").await;
+    let catch_all = spawn_balancer(&table("", &[up.url()]), |_| {}).await;
+    problem(catch_all.get("/metrics").await, 404, "not_found").await;
+    assert_eq!(up.state.total(), 0);
+
+    // The admin listener has what the public port no longer shows, and
+    // nothing else.
+    let ready = shop.readyz().await;
+    let addr = ready["pools"]["users"]["replicas"][0]["addr"].clone();
+    assert_eq!(addr, ups[0].addr().to_string(), "{ready}");
+    problem(shop.admin_get("/user/1").await, 404, "not_found").await;
+    for path in ["/metrics", "/readyz", "/healthz"] {
+        let resp = shop.http.post(shop.admin_url(path)).send().await.unwrap();
+        assert_eq!(resp.headers()["allow"], "GET, HEAD", "{path}");
+        problem(resp, 405, "method_not_allowed").await;
+    }
 }
 
 #[tokio::test]
@@ -164,7 +223,11 @@ async fn hop_by_hop_headers_never_reach_the_upstream_and_forwarding_headers_do()
          Proxy-Authorization: Basic eDp5\r\n\
          Proxy-Connection: keep-alive\r\n\
          X-Forwarded-For: 203.0.113.9\r\n\
+         X-Forwarded-For: 198.51.100.1\r\n\
          X-Forwarded-Proto: https\r\n\
+         X-Forwarded-Host: evil.example\r\n\
+         Forwarded: for=203.0.113.9;proto=https\r\n\
+         X-Real-IP: 203.0.113.9\r\n\
          X-Request-Id: trace-me-123\r\n\
          X-Kept: yes\r\n\r\n",
     )
@@ -195,9 +258,13 @@ async fn hop_by_hop_headers_never_reach_the_upstream_and_forwarding_headers_do()
         );
     }
     assert_eq!(h["x-kept"][0], "yes");
-    assert_eq!(h["x-forwarded-for"][0], "203.0.113.9, 127.0.0.1");
-    assert_eq!(h["x-forwarded-proto"][0], "http");
-    assert_eq!(h["x-forwarded-host"][0], "shop.example");
+    // The client's forwarding claims are replaced (it is no trusted proxy).
+    assert_eq!(h["x-forwarded-for"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(h["x-forwarded-proto"], serde_json::json!(["http"]));
+    assert_eq!(h["x-forwarded-host"], serde_json::json!(["shop.example"]));
+    for gone in ["forwarded", "x-real-ip"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
     assert_eq!(h["host"][0], "shop.example", "the original Host is kept");
     assert_eq!(h["x-request-id"][0], "trace-me-123");
 
@@ -214,6 +281,43 @@ async fn hop_by_hop_headers_never_reach_the_upstream_and_forwarding_headers_do()
     let echo: Value = resp.json().await.unwrap();
     assert_eq!(echo["headers"]["x-request-id"][0], rid.as_str());
     assert_eq!(echo["headers"]["x-forwarded-for"][0], "127.0.0.1");
+}
+
+/// Behind a front proxy named in `trusted_proxies` the chain goes on: the
+/// proxy's `X-Forwarded-For` gets the peer appended and its scheme and
+/// host are kept. Only the connecting peer's address decides.
+#[tokio::test]
+async fn a_trusted_front_proxy_s_forwarding_headers_are_continued() {
+    let up = Upstream::spawn("echo").await;
+    let request = "GET /headers HTTP/1.1\r\n\
+         Host: shop.example\r\n\
+         Connection: close\r\n\
+         X-Forwarded-For: 203.0.113.9\r\n\
+         X-Forwarded-Proto: https\r\n\
+         X-Forwarded-Host: www.shop.example\r\n\
+         X-Real-IP: 203.0.113.9\r\n\r\n";
+    // What the upstream saw, through a balancer trusting `trusted`.
+    let seen = |trusted: &'static str| {
+        let url = up.url();
+        async move {
+            let shop = spawn_balancer(&table("", &[url]), |c| {
+                c.trusted_proxies = vec![trusted.parse().unwrap()]
+            })
+            .await;
+            raw_json(&raw(shop.balancer.addr, request).await)["headers"].clone()
+        }
+    };
+    let h = &seen("127.0.0.0/8").await;
+    assert_eq!(h["x-forwarded-for"][0], "203.0.113.9, 127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"][0], "https");
+    assert_eq!(h["x-forwarded-host"][0], "www.shop.example");
+    assert_eq!(h["x-real-ip"][0], "203.0.113.9");
+    // Trusting another address trusts nobody on this connection.
+    let h = &seen("192.0.2.0/24").await;
+    assert_eq!(h["x-forwarded-for"][0], "127.0.0.1", "{h}");
+    assert_eq!(h["x-forwarded-proto"][0], "http");
+    assert_eq!(h["x-forwarded-host"][0], "shop.example");
+    assert!(h.get("x-real-ip").is_none(), "{h}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,6 +605,7 @@ async fn health_checks_eject_and_readmit_a_replica() {
         200,
         "readiness does not flap"
     );
+    assert_eq!(shop.readyz().await["all_pools_healthy"], false);
 
     a.state.healthy.store(true, Ordering::SeqCst);
     shop.wait_health("main", a.addr(), true).await;
@@ -521,7 +626,17 @@ async fn readiness_can_require_every_pool() {
     shop.wait_health("main", a.addr(), false).await;
     let resp = shop.get("/readyz").await;
     assert_eq!(resp.status(), 503);
+    // Not problem+json: a load balancer reads the status, a person the word.
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
     let body: Value = resp.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "not_ready"}));
+    let resp = shop.admin_get("/readyz").await;
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "not_ready");
     assert_eq!(body["pools"]["main"]["healthy"], 0);
 }
 
@@ -631,6 +746,57 @@ async fn a_dead_replica_costs_a_post_nothing() {
         assert_eq!(resp.status(), 200, "POST {i}");
     }
     assert_eq!(good.state.count("POST"), 4);
+}
+
+/// The binary as the launcher and docker-compose run it: the admin
+/// endpoints on loopback at the public port + 1, not on the public port.
+#[tokio::test]
+async fn the_binary_serves_its_admin_endpoints_on_the_next_port() {
+    let public = two_free_ports();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_balancer"))
+        .args(["--listen", &format!("127.0.0.1:{public}"), "--workers", "1"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let admin = format!("http://127.0.0.1:{}", public + 1);
+    let mut metrics = None;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("{admin}/metrics")).send().await {
+            metrics = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = metrics.expect("the admin listener answers");
+    assert_eq!(metrics.status(), 200);
+    let json = |url: String| {
+        let http = http.clone();
+        async move { http.get(url).send().await.unwrap().json::<Value>().await }
+    };
+    let ready = json(format!("{admin}/readyz")).await.unwrap();
+    assert!(ready["pools"]["users"].is_object(), "{ready}");
+    let public = format!("http://127.0.0.1:{public}");
+    let resp = http.get(format!("{public}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let ready = json(format!("{public}/readyz")).await.unwrap();
+    assert_eq!(ready, serde_json::json!({"status": "ready"}));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A free port whose successor is free too. Both are closed again before
+/// the balancer binds them: a small race, as with any port handed to a
+/// child process.
+fn two_free_ports() -> u16 {
+    for _ in 0..100 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free ports");
 }
 
 #[test]
@@ -866,13 +1032,13 @@ async fn the_balancers_own_answers_to_an_unread_body_announce_the_close() {
     assert!(!announces_close(&answer), "no body: {answer}");
 }
 
-/// `/healthz`, `/readyz`, `/metrics` and `/openapi.json` are known paths:
+/// `/healthz`, `/readyz` and `/openapi.json` are known paths:
 /// another method is 405 with `Allow`, as docs/api.md says for every known path,
 /// not the 404 of an unknown one.
 #[tokio::test]
 async fn the_balancers_own_paths_answer_405_to_other_methods() {
     let (shop, ups) = default_shop().await;
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
         for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "QUERY"] {
             let resp = shop
                 .http
@@ -903,8 +1069,8 @@ async fn the_balancers_own_paths_answer_405_to_other_methods() {
 }
 
 /// Each worker tallies its requests and adds them to the shared metrics
-/// in batches; a scrape through any worker must still count every
-/// request of every worker, exactly once.
+/// in batches; a scrape on the admin listener must still count every
+/// request of every worker, exactly once (and a second scrape no more).
 #[tokio::test]
 async fn metrics_count_every_workers_requests_exactly() {
     let up = Upstream::spawn("tally").await;
@@ -917,11 +1083,15 @@ async fn metrics_count_every_workers_requests_exactly() {
     let options = config.server.clone();
     let b = balancer::Balancer::start(config).await;
     let (first, second) = (b.proxy(), b.proxy());
-    let options2 = options.clone();
+    let (options2, options3) = (options.clone(), options.clone());
     let one =
         common::testing::spawn(move |l, s| balancer::serve_worker(first, l, options, s)).await;
     let two =
         common::testing::spawn(move |l, s| balancer::serve_worker(second, l, options2, s)).await;
+    let shared = b.shared.clone();
+    let admin =
+        common::testing::spawn(move |l, s| balancer::admin::serve_admin(shared, l, options3, s))
+            .await;
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     // More than one batch on the first worker, less than one on the
     // second: both the batches already added and the pending rest count.
@@ -934,8 +1104,8 @@ async fn metrics_count_every_workers_requests_exactly() {
         }
     }
     let total = on_one + on_two;
-    for scrape in [&two, &one] {
-        let text = common::testing::get_text(&http, &scrape.url("/metrics")).await;
+    for _ in 0..2 {
+        let text = common::testing::get_text(&http, &admin.url("/metrics")).await;
         let value = |prefix: &str| -> Option<String> {
             text.lines()
                 .find(|l| l.starts_with(prefix) && l.contains("route=\"tally-check\""))
@@ -956,5 +1126,6 @@ async fn metrics_count_every_workers_requests_exactly() {
     assert_eq!(up.state.total(), total);
     one.stop().await;
     two.stop().await;
+    admin.stop().await;
     b.stop_background().await;
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,25 @@ pub struct UpstreamState {
     pub got_first_mib: Notify,
     /// Download: waited on after the first MiB was sent.
     pub gate: Notify,
+    /// Requests whose body broke off (the exchange was aborted) instead of
+    /// arriving whole.
+    pub broken_bodies: AtomicUsize,
+}
+
+/// Counts a body as broken unless it was read to its end: an aborted
+/// exchange either fails the read or drops the handler mid-read (common's
+/// server drops a request whose client hung up).
+struct BodyWatch {
+    state: Arc<UpstreamState>,
+    whole: bool,
+}
+
+impl Drop for BodyWatch {
+    fn drop(&mut self) {
+        if !self.whole {
+            self.state.broken_bodies.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl UpstreamState {
@@ -70,6 +89,7 @@ impl Upstream {
             seen: Mutex::new(Vec::new()),
             got_first_mib: Notify::new(),
             gate: Notify::new(),
+            broken_bodies: AtomicUsize::new(0),
         });
         let s = state.clone();
         let server = common::testing::spawn(move |listener, shutdown| async move {
@@ -148,8 +168,16 @@ async fn handle(s: Arc<UpstreamState>, req: Request<Incoming>) -> Response<BoxBo
     let mut body = req.into_body();
     let mut len = 0usize;
     let mut announced = false;
+    let mut watch = BodyWatch {
+        state: s.clone(),
+        whole: false,
+    };
+    let mut whole = true;
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else { break };
+        let Ok(frame) = frame else {
+            whole = false;
+            break;
+        };
         if let Some(d) = frame.data_ref() {
             len += d.len();
             if !announced && len >= MIB {
@@ -158,6 +186,8 @@ async fn handle(s: Arc<UpstreamState>, req: Request<Incoming>) -> Response<BoxBo
             }
         }
     }
+    watch.whole = whole;
+    drop(watch);
     let mut resp = full(
         StatusCode::OK,
         json!({
@@ -305,12 +335,23 @@ pub async fn closed_port() -> String {
 
 pub struct Shop {
     pub balancer: Running,
+    /// The admin listener: `/metrics` and `/readyz` with the pools.
+    pub admin: Running,
     pub http: reqwest::Client,
 }
 
 impl Shop {
     pub fn url(&self, path: &str) -> String {
         self.balancer.url(path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        self.admin.url(path)
+    }
+
+    /// A GET on the admin listener.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.admin_url(path)).send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -327,8 +368,9 @@ impl Shop {
             .unwrap()
     }
 
+    /// The detailed readiness, from the admin listener.
     pub async fn readyz(&self) -> Value {
-        self.get("/readyz").await.json().await.unwrap()
+        self.admin_get("/readyz").await.json().await.unwrap()
     }
 
     /// Polls `/readyz` until `replica` of `pool` has the wanted health.
@@ -355,13 +397,21 @@ pub async fn spawn_balancer(table: &str, tweak: impl FnOnce(&mut BalancerConfig)
     let mut config = BalancerConfig::for_tests(table);
     tweak(&mut config);
     let b = Balancer::start(config).await;
+    let (shared, options) = (b.shared.clone(), b.shared.config.server.clone());
+    let admin =
+        common::testing::spawn(move |l, s| balancer::admin::serve_admin(shared, l, options, s))
+            .await;
     let balancer = common::testing::spawn(move |l, s| b.serve(l, s)).await;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    Shop { balancer, http }
+    Shop {
+        balancer,
+        admin,
+        http,
+    }
 }
 
 /// A one-pool table routing everything to `urls`, plus `extra` rules first.

@@ -2,8 +2,9 @@
 //! balancer as real processes on a temporary data directory and free ports,
 //! and the tests use it only the way its users do — the frontend through
 //! the balancer, an operator through the stats service's internal read and
-//! the mail outbox directory — or the way faults do (kill -9, SIGSTOP, a
-//! misbehaving network).
+//! the mail outbox directory — the way the services call each other's
+//! internal endpoints (`routes.rs`), or the way faults do (kill -9,
+//! SIGSTOP, a misbehaving network).
 //!
 //! Needs the workspace's binaries in `target/debug`: `cargo build
 //! --workspace` (or `cargo test --workspace`, which builds them first).
@@ -16,9 +17,12 @@
 
 mod support;
 
+mod edge;
 mod faults;
 mod journey;
 mod network;
 mod openapi;
+mod private_data;
 mod regressions;
 mod revocation;
+mod routes;

@@ -156,13 +156,8 @@ async fn an_admins_role_change_password_change_and_deletion_each_revoke_the_olde
         .await
         .expect(200);
 
-    // A role change: the operator promotes Bea (with a new password).
-    let first = "first admin password";
-    let out = shop.run_command(
-        "users",
-        &["create-admin", "--email", &bea.email],
-        &[("SHOP_ADMIN_PASSWORD", first)],
-    );
+    // A role change: the operator promotes Bea (her password stays).
+    let out = shop.run_command("users", &["create-admin", "--promote", &bea.email], &[]);
     assert!(
         out.status.success(),
         "create-admin failed: {}",
@@ -176,6 +171,7 @@ async fn an_admins_role_change_password_change_and_deletion_each_revoke_the_olde
         "the customer token after the promotion",
     )
     .await;
+    let first = bea.password.as_str();
     let admin = api.session(&bea.email, first).await;
     works_everywhere(&api, &bea.user_id, &admin.token).await;
 

@@ -85,6 +85,10 @@ async fn a_mail_is_queued_and_written_as_an_eml_file() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     assert_eq!(names, vec![format!("{id}.eml")]);
+    // Mail holds customers' addresses and orders: only the shop's user
+    // may read the outbox (the directory is new, made by the mailer).
+    assert_eq!(common::private::mode(&app.outbox_dir()).unwrap(), 0o700);
+    assert_eq!(common::private::mode(&path).unwrap(), 0o600);
 }
 
 fn uuid_v7(id: &str) -> bool {
@@ -313,11 +317,7 @@ async fn too_many_mails_to_one_recipient_is_429_with_retry_after() {
         .send(&json!({"to": "ANN@example.COM", "subject": "4", "body": "x"}))
         .await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = common::testing::retry_after(&resp);
     // The oldest of the three leaves the one-hour window in about an hour.
     assert!((3590..=3600).contains(&retry), "Retry-After {retry}");
     assert_eq!(problem(resp).await["code"], "rate_limited");
@@ -368,11 +368,7 @@ async fn the_limit_opens_again_when_the_window_has_passed() {
         .send(&json!({"to": "ann@example.com", "subject": "2", "body": "x"}))
         .await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = common::testing::retry_after(&resp);
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     // Retrying when told to succeeds.
     tokio::time::sleep(Duration::from_secs(retry)).await;

@@ -1,10 +1,11 @@
 //! The HTTP-level errors of docs/api.md on the products paths: 400, 405, 413,
-//! 415, unknown paths, and the built-in health endpoints.
+//! 414, 415, 422 for unbounded query parameters, unknown paths, and the
+//! built-in health endpoints.
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{problem, As, TestApp};
+use crate::helpers::{invalid_fields, problem, As, TestApp};
 
 #[tokio::test]
 async fn malformed_json_is_400_on_create_and_update() {
@@ -121,4 +122,48 @@ async fn health_readiness_metrics_and_request_ids() {
     assert_eq!(resp.headers()["x-request-id"], "trace-me-42");
     let resp = app.get("/product/nope").await;
     assert!(!resp.headers()["x-request-id"].is_empty());
+}
+
+#[tokio::test]
+async fn a_search_term_over_200_characters_is_422_naming_q() {
+    let app = TestApp::spawn().await;
+    app.create_named("Lamp").await;
+    // 200 characters is the bound, counted as characters, not bytes.
+    let at_bound = "%C3%A9".repeat(200);
+    let resp = app.get(&format!("/products/?q={at_bound}")).await;
+    assert_eq!(resp.status(), 200);
+    invalid_fields(app.get(&format!("/products/?q={at_bound}a")).await, &["q"]).await;
+    // Wildcards count as characters too.
+    let body = invalid_fields(
+        app.get(&format!("/products/?q={}", "%25".repeat(2000)))
+            .await,
+        &["q"],
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("200"), "{body}");
+    // 50 KB: past the 8 KiB bound on the whole path and query, 414.
+    let resp = app
+        .get(&format!("/products/?q={}", "a".repeat(50_000)))
+        .await;
+    problem(resp, 414, "uri_too_long").await;
+}
+
+#[tokio::test]
+async fn paging_parameters_past_their_range_are_422_never_500() {
+    let app = TestApp::spawn().await;
+    app.create_named("Lamp").await;
+    for (query, field) in [
+        ("limit=99999999999999999999", "limit"),
+        ("offset=99999999999999999999", "offset"),
+        ("limit=-1", "limit"),
+        ("offset=-9223372036854775808", "offset"),
+    ] {
+        invalid_fields(app.get(&format!("/products/?{query}")).await, &[field]).await;
+    }
+    // The largest offset there is: an empty page, not an overflow.
+    let page = app.list(&format!("?offset={}", i64::MAX)).await;
+    assert_eq!(page["items"], json!([]));
+    assert_eq!(page["total"], 1);
+    let page = app.list(&format!("?q=lamp&offset={}", i64::MAX)).await;
+    assert_eq!(page["total"], 1);
 }

@@ -2,8 +2,13 @@
 //! port with a fresh database per test (SQLite, or PostgreSQL when
 //! `TEST_DATABASE_URL` is set), and is driven with reqwest.
 
+mod limits;
 mod revocation;
 mod support;
+
+mod admin;
+mod data_dir;
+mod registration;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -473,11 +478,7 @@ async fn login_attempts_are_rate_limited_per_email() {
     }
     let resp = app.login("fay@example.com", "password1").await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = common::testing::retry_after(&resp);
     assert!((1..=60).contains(&retry), "{retry}");
     support::problem(resp).await;
     // Another email from the same address is not affected.

@@ -130,15 +130,15 @@ async fn a_deletion_refuses_every_token_and_is_announced() {
 }
 
 #[tokio::test]
-async fn a_role_change_revokes_but_bootstrapping_an_existing_admin_again_does_not() {
+async fn a_promotion_revokes_but_bootstrapping_an_existing_admin_again_does_not() {
     let receiver = Receiver::start(0).await;
     let app = announcing(&receiver).await;
     let (bea, customer) = app.user("bea@example.com").await;
     let id = bea["id"].as_str().unwrap();
     let path = format!("/user/{id}");
 
-    // Promoted without a new password: the role alone revokes.
-    users::ensure_admin(app.server_state(), "bea@example.com", "password1", false)
+    // Promoted, keeping the password: the role alone revokes.
+    users::admin::promote(app.server_state(), "bea@example.com")
         .await
         .unwrap();
     assert_eq!(app.get(&path, Some(&customer)).await.status(), 401);
@@ -148,9 +148,14 @@ async fn a_role_change_revokes_but_bootstrapping_an_existing_admin_again_does_no
     announced(&receiver, &app, id, 1, false).await;
 
     // What every start does for the configured admin: no change, no revocation.
-    users::ensure_admin(app.server_state(), "bea@example.com", "password1", false)
-        .await
-        .unwrap();
+    users::admin::create(
+        app.server_state(),
+        "bea@example.com",
+        "password1",
+        users::admin::IfAdmin::Keep,
+    )
+    .await
+    .unwrap();
     assert_eq!(app.get(&path, Some(&admin)).await.status(), 200);
 }
 

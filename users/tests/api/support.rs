@@ -1,5 +1,6 @@
 //! Test harness: spawn the users service on port 0 with a fresh database,
-//! helpers for common requests, and a loopback receiver standing in for the
+//! helpers for common requests, the `users` binary on that same database,
+//! and a loopback receiver standing in for the
 //! mailer and stats (it can fail on purpose, to exercise outbox retries).
 
 use std::sync::Arc;
@@ -62,6 +63,35 @@ impl TestApp {
 
     pub fn server_state(&self) -> &Arc<State> {
         &self.state
+    }
+
+    /// The `users` binary on this app's database, data directory and
+    /// secrets, with nothing from the developer's environment.
+    pub fn binary(&self) -> tokio::process::Command {
+        let base = &self.config.base;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_users"));
+        cmd.env_clear()
+            .current_dir(&base.data_dir)
+            .env("USERS_DATABASE_URL", &base.database_url)
+            .env("USERS_DATA_DIR", &base.data_dir)
+            .env("USERS_TOKEN_SECRET", &base.token_secret)
+            .env("USERS_INTERNAL_KEY", &base.internal_key)
+            .env("USERS_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// The role in a fresh login token of `email`, or `None` if login fails.
+    pub async fn role_of(&self, email: &str, password: &str) -> Option<common::auth::Role> {
+        let resp = self.login(email, password).await;
+        if resp.status() != 200 {
+            return None;
+        }
+        let body: Value = resp.json().await.unwrap();
+        let claims = self.keys().verify(body["token"].as_str().unwrap()).unwrap();
+        Some(claims.role)
     }
 
     /// A separate pool on the same database, to inspect rows.
@@ -154,11 +184,16 @@ impl TestApp {
         (user, login["token"].as_str().unwrap().to_string())
     }
 
-    /// Bootstraps an admin the way the service does at start, and logs in.
+    /// Creates an admin the way `users create-admin --email` does, and logs in.
     pub async fn admin_token(&self) -> String {
-        users::ensure_admin(&self.state, "admin@example.com", "admin password", true)
-            .await
-            .unwrap();
+        users::admin::create(
+            &self.state,
+            "admin@example.com",
+            "admin password",
+            users::admin::IfAdmin::ResetPassword,
+        )
+        .await
+        .unwrap();
         let login: Value = self
             .login("admin@example.com", "admin password")
             .await

@@ -136,13 +136,29 @@ impl Client {
         content_type: &str,
         body: Vec<u8>,
     ) -> Resp {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", content_type)];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        self.send_bytes(method, path, &headers, body).await
+    }
+
+    /// Body bytes exactly as given, with exactly these headers (a signed
+    /// webhook is signed over the bytes sent).
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
         let mut req = self
             .http
             .request(method.clone(), format!("{}{path}", self.base))
-            .header("content-type", content_type)
             .body(body);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let resp = req
             .send()

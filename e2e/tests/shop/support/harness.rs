@@ -33,6 +33,10 @@ pub const SERVICES: &[(&str, u16, &str)] = &[
     ("balancer", 80, "BALANCER"),
 ];
 
+/// The balancer's admin listener (`/metrics`, `/readyz` with the pools),
+/// which the launcher puts on 127.0.0.1 at the port base + 81.
+pub const BALANCER_ADMIN_OFFSET: u16 = 81;
+
 /// The admin every shop bootstraps (users reads SHOP_ADMIN_*), so tests can
 /// exercise the admin-only catalog endpoints.
 pub const ADMIN_EMAIL: &str = "admin@shop.example";
@@ -55,7 +59,8 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// A base whose seven ports are free right now and that no other test
+    /// A base whose eight ports (seven processes and the balancer's admin
+    /// listener) are free right now and that no other test
     /// in this process has taken. Bases stay below Linux's ephemeral range
     /// (32768+), where outgoing connections could take them at any moment.
     pub fn reserve() -> Ports {
@@ -72,9 +77,11 @@ impl Ports {
                 continue;
             }
             let ports = Ports { base };
+            let admin = SocketAddr::from(([127, 0, 0, 1], base + BALANCER_ADMIN_OFFSET));
             if SERVICES
                 .iter()
                 .all(|(name, _, _)| TcpListener::bind(ports.addr(name)).is_ok())
+                && TcpListener::bind(admin).is_ok()
             {
                 taken.insert(base);
                 return ports;
@@ -98,6 +105,11 @@ impl Ports {
 
     pub fn url(&self, service: &str) -> String {
         format!("http://{}", self.addr(service))
+    }
+
+    /// Where the balancer's `/metrics` and detailed `/readyz` are.
+    pub fn balancer_admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.base + BALANCER_ADMIN_OFFSET)
     }
 }
 
@@ -275,13 +287,14 @@ impl Shop {
             .prefix("shop-e2e-")
             .tempdir()
             .expect("creating a temporary directory");
-        // Created here so its canonical path is known: the launcher gives
-        // the services the canonical one, which the final check looks for.
-        let data_dir = dir.path().join("data");
-        std::fs::create_dir_all(&data_dir).expect("creating the data directory");
-        let data_dir = data_dir
+        // The launcher gives the services the canonical path, which the
+        // final check looks for; the launcher itself creates the directory
+        // (private, as a developer's first start does).
+        let data_dir = dir
+            .path()
             .canonicalize()
-            .expect("a directory has a canonical path");
+            .expect("a directory has a canonical path")
+            .join("data");
         let ports = options.ports.unwrap_or_else(Ports::reserve);
 
         let mut env: Vec<(String, String)> = vec![
@@ -291,6 +304,8 @@ impl Shop {
             // in far more often than one person would.
             ("USERS_LOGIN_ATTEMPTS_PER_IP".into(), "100000".into()),
             ("USERS_LOGIN_ATTEMPTS_PER_EMAIL".into(), "1000".into()),
+            // …and registers far more accounts from one address.
+            ("USERS_REGISTRATIONS_PER_IP".into(), "100000".into()),
             // A replica the balancer took out comes back within a second.
             ("BALANCER_HEALTH_INTERVAL".into(), "500ms".into()),
         ];
@@ -443,9 +458,10 @@ impl Shop {
             return true;
         }
         // The balancer may have taken a replica out while it was starting;
-        // it is back after two good health checks.
+        // it is back after two good health checks. Its pools are on the
+        // admin listener.
         let Ok(resp) = client
-            .get(format!("{}/readyz", self.ports.url("balancer")))
+            .get(format!("{}/readyz", self.ports.balancer_admin_url()))
             .send()
             .await
         else {
@@ -517,6 +533,14 @@ impl Shop {
 
     pub fn service_url(&self, service: &str, path: &str) -> String {
         format!("{}{}", self.ports.url(service), path)
+    }
+
+    /// A process's `/metrics`: the balancer's is on its admin listener.
+    pub fn metrics_url(&self, service: &str) -> String {
+        match service {
+            "balancer" => format!("{}/metrics", self.ports.balancer_admin_url()),
+            _ => self.service_url(service, "/metrics"),
+        }
     }
 
     /// The credential services present to each other's internal endpoints,

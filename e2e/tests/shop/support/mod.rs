@@ -129,7 +129,7 @@ pub async fn events_of(shop: &Shop, user_id: &str) -> Vec<(String, Value)> {
 /// The sum of a Prometheus counter over the series whose labels contain
 /// every one of `labels` (`target="mailer"`), from `service`'s `/metrics`.
 pub async fn counter(shop: &Shop, service: &str, name: &str, labels: &[&str]) -> f64 {
-    let text = reqwest::get(shop.service_url(service, "/metrics"))
+    let text = reqwest::get(shop.metrics_url(service))
         .await
         .and_then(|r| r.error_for_status())
         .unwrap_or_else(|e| panic!("{service} /metrics: {e}"))
