@@ -123,12 +123,16 @@ fn order_not_found() -> ApiError {
     ApiError::not_found("order")
 }
 
-/// Authenticates the caller (`401`) and checks they may act on `{uid}`:
-/// themselves or an admin (`403`). Returns the claims and the canonical
-/// user id; a `{uid}` that is not a user id at all is `404` (for an admin;
-/// anyone else is refused first, since it cannot be their own).
-fn authorize(state: &State, req: &Req) -> Result<(Claims, String), ApiError> {
-    let claims = state.keys.authenticate(req.headers())?;
+/// Authenticates the caller (`401`, also for a token users has revoked)
+/// and checks they may act on `{uid}`: themselves or an admin (`403`).
+/// Returns the claims and the canonical user id; a `{uid}` that is not a
+/// user id at all is `404` (for an admin; anyone else is refused first,
+/// since it cannot be their own).
+async fn authorize(state: &State, req: &Req) -> Result<(Claims, String), ApiError> {
+    let claims = state
+        .keys
+        .authenticate_current(req.headers(), &state.versions)
+        .await?;
     let raw = req.param("uid");
     let uid = parse_id(raw);
     if !(uid.as_deref() == Some(claims.sub.as_str()) || raw == claims.sub) {
@@ -140,7 +144,7 @@ fn authorize(state: &State, req: &Req) -> Result<(Claims, String), ApiError> {
 
 /// `POST /user/{uid}/cart/`
 pub async fn add_item(state: Arc<State>, mut req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let new = NewItem::parse(req.json::<Value>().await?)?;
     let product_id = new.product_id.ok_or_else(product_not_found)?;
     let product = state.products.get(&product_id).await?;
@@ -172,7 +176,7 @@ pub async fn add_item(state: Arc<State>, mut req: Req) -> HandlerResult {
 /// `GET /user/{uid}/cart/`: every line with its product's current name and
 /// price, read from products concurrently.
 pub async fn cart(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let lines = state.store.lines(&uid).await?;
     let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
     let mut items = Vec::with_capacity(lines.len());
@@ -202,7 +206,7 @@ async fn product_of(
 
 /// `GET /user/{uid}/cart/{id}`
 pub async fn item(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let id = parse_id(req.param("id")).ok_or_else(item_not_found)?;
     let line = state
         .store
@@ -219,7 +223,7 @@ pub async fn item(state: Arc<State>, req: Req) -> HandlerResult {
 /// `PUT /user/{uid}/cart/{id}` `{"quantity"}`: sets the quantity. The
 /// product is read first, so with products down nothing changes (`503`).
 pub async fn update_item(state: Arc<State>, mut req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let quantity = parse_quantity_update(req.json::<Value>().await?)?;
     let id = parse_id(req.param("id")).ok_or_else(item_not_found)?;
     let line = state
@@ -241,7 +245,7 @@ pub async fn update_item(state: Arc<State>, mut req: Req) -> HandlerResult {
 
 /// `DELETE /user/{uid}/cart/{id}`
 pub async fn delete_item(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let id = parse_id(req.param("id")).ok_or_else(item_not_found)?;
     if !state.store.delete_line(&uid, &id).await? {
         return Err(item_not_found());
@@ -253,7 +257,7 @@ pub async fn delete_item(state: Arc<State>, req: Req) -> HandlerResult {
 /// the caller). The body, if any, is not used but is part of the request
 /// a key is remembered by.
 pub async fn checkout(state: Arc<State>, mut req: Req) -> HandlerResult {
-    let (claims, uid) = authorize(&state, &req)?;
+    let (claims, uid) = authorize(&state, &req).await?;
     let key = Key::from_headers(req.headers())?;
     let body = req.bytes().await?;
     let hash = request_hash(&req.parts.method, req.parts.uri.path(), &body);
@@ -282,7 +286,7 @@ pub async fn checkout(state: Arc<State>, mut req: Req) -> HandlerResult {
 /// `GET /user/{uid}/orders/`: newest first, paginated; pending orders in
 /// the page are reconciled with the provider first.
 pub async fn orders(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let page = PageParams::from_query(&req.query())?;
     let (orders, total) = state.store.orders(&uid, page.limit, page.offset).await?;
     let orders = crate::payment::reconcile_all(&state, orders).await;
@@ -295,7 +299,7 @@ pub async fn orders(state: Arc<State>, req: Req) -> HandlerResult {
 
 /// `GET /user/{uid}/orders/{id}`
 pub async fn order(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, uid) = authorize(&state, &req)?;
+    let (_, uid) = authorize(&state, &req).await?;
     let id = parse_id(req.param("id")).ok_or_else(order_not_found)?;
     let order = state
         .store
@@ -304,6 +308,12 @@ pub async fn order(state: Arc<State>, req: Req) -> HandlerResult {
         .ok_or_else(order_not_found)?;
     let order = crate::payment::reconcile(&state, order).await;
     Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
+}
+
+/// `POST /internal/token-versions` (internal): users announces a revocation.
+pub async fn token_version(state: Arc<State>, req: Req) -> HandlerResult {
+    let internal_key = &state.config.base.internal_key;
+    state.versions.receive(req, internal_key, &state.keys).await
 }
 
 /// `POST /internal/payments/webhook`: the provider's signed events. The

@@ -46,6 +46,7 @@ use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
 use common::outbox::{Auth, Outbox, Target};
 use common::time::now_ms;
+use common::token_versions::{self, TokenVersions};
 use common::{App, Router};
 use tokio::net::TcpListener;
 
@@ -57,6 +58,8 @@ pub struct State {
     pub config: CartConfig,
     pub store: Store,
     pub keys: TokenKeys,
+    /// Revoked tokens, as users announces them.
+    pub versions: TokenVersions,
     pub products: ProductsClient,
     pub payments: PaymentsClient,
     pub outbox: Outbox,
@@ -80,6 +83,7 @@ pub fn router() -> Router<State> {
         .get("/user/{uid}/orders/", handlers::orders)
         .get("/user/{uid}/orders/{id}", handlers::order)
         .post("/internal/payments/webhook", handlers::payment_webhook)
+        .post(token_versions::PATH, handlers::token_version)
 }
 
 /// Webhook event ids are kept this long: far beyond the provider's retries.
@@ -121,6 +125,7 @@ impl Cart {
         let state = Arc::new(State {
             // This service only verifies tokens, so their lifetime is moot.
             keys: config.base.token_keys(0),
+            versions: TokenVersions::new(db.clone()),
             products: ProductsClient::new(
                 &config.products_url,
                 config.upstream_connect_timeout,

@@ -4,6 +4,12 @@
 //! with the shop's token secret, so every service verifies them locally
 //! without calling users. Internal endpoints take a different credential:
 //! a shared internal key, which is never a user token.
+//!
+//! A token also carries its account's token version (`ver`): users bumps
+//! the version when the account is deleted, its password changes or its
+//! role changes, and [`TokenKeys::authenticate_current`] refuses a token
+//! whose version is older than the one the service has on record (see
+//! [`crate::token_versions`]).
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
@@ -11,6 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::token_versions::TokenVersions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +57,11 @@ pub struct Claims {
     /// (order confirmations) need not call users for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The account's token version when the token was issued. Tokens from
+    /// before versions existed have none and count as version 0, the
+    /// version every account starts with.
+    #[serde(default)]
+    pub ver: i64,
 }
 
 impl Claims {
@@ -111,8 +123,9 @@ impl TokenKeys {
         self.issue_with(user_id, role, now, now + self.ttl_secs)
     }
 
-    /// Like [`issue`](Self::issue), carrying the account's email.
-    pub fn issue_for(&self, user_id: &str, role: Role, email: &str) -> (String, i64) {
+    /// A login token: like [`issue`](Self::issue), carrying the account's
+    /// email and its current token version.
+    pub fn issue_for(&self, user_id: &str, role: Role, email: &str, version: i64) -> (String, i64) {
         let now = crate::time::now_ms() / 1000;
         self.sign(Claims {
             sub: user_id.to_string(),
@@ -120,6 +133,7 @@ impl TokenKeys {
             exp: now + self.ttl_secs,
             iat: now,
             email: Some(email.to_string()),
+            ver: version,
         })
     }
 
@@ -131,6 +145,7 @@ impl TokenKeys {
             exp,
             iat,
             email: None,
+            ver: 0,
         })
     }
 
@@ -158,6 +173,20 @@ impl TokenKeys {
         let token =
             bearer(headers).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
         self.verify(token)
+    }
+
+    /// The bearer's claims when the token is valid and not revoked: `401`
+    /// also when `versions` records a newer token version for the account,
+    /// or the account's deletion. Every service but users (which reads its
+    /// own accounts) authenticates users this way.
+    pub async fn authenticate_current(
+        &self,
+        headers: &HeaderMap,
+        versions: &TokenVersions,
+    ) -> Result<Claims, ApiError> {
+        let claims = self.authenticate(headers)?;
+        versions.check(&claims).await?;
+        Ok(claims)
     }
 }
 
@@ -255,6 +284,25 @@ mod tests {
     }
 
     #[test]
+    fn tokens_from_before_versions_count_as_version_0() {
+        let keys = TokenKeys::new(SECRET, 3600);
+        let now = crate::time::now_ms() / 1000;
+        // What users signed before the `ver` claim existed.
+        let legacy = serde_json::json!({
+            "sub": "u1", "role": "customer", "exp": now + 60, "iat": now, "email": "a@b.example"
+        });
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &legacy,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(keys.verify(&token).unwrap().ver, 0);
+        let (current, _) = keys.issue_for("u1", Role::Customer, "a@b.example", 7);
+        assert_eq!(keys.verify(&current).unwrap().ver, 7);
+    }
+
+    #[test]
     fn bearer_parsing() {
         assert_eq!(bearer(&headers("Bearer abc")), Some("abc"));
         assert_eq!(bearer(&headers("bearer abc")), Some("abc"));
@@ -297,6 +345,7 @@ mod tests {
             exp: 0,
             iat: 0,
             email: None,
+            ver: 0,
         };
         assert!(c.require_self_or_admin("a").is_ok());
         assert_eq!(c.require_self_or_admin("b").unwrap_err().status, 403);

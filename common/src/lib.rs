@@ -1,7 +1,7 @@
 //! What every shop service shares: configuration, logging, the server loop,
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
-//! database, the outbound client, the outbox, webhook signatures and
-//! idempotency keys. No business logic lives here.
+//! database, the outbound client, the outbox, webhook signatures,
+//! idempotency keys and token revocation. No business logic lives here.
 //!
 //! # Layout
 //!
@@ -15,7 +15,7 @@
 //!   [`shutdown`], [`metrics`].
 //! - Requests and answers: [`json`] (bodies and their limits), [`error`]
 //!   (`ApiError` and field validation), [`pagination`], [`auth`] (user
-//!   tokens, the internal key).
+//!   tokens, the internal key), [`token_versions`] (revoked tokens).
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
 //!   `TestDb`), [`client`] (outbound HTTP), [`outbox`], [`idempotency`],
 //!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`sync`],
@@ -50,6 +50,7 @@ pub mod shutdown;
 pub mod sync;
 pub mod testing;
 pub mod time;
+pub mod token_versions;
 pub mod webhook;
 
 pub use app::App;

@@ -102,6 +102,9 @@ pub struct Outbox {
     targets: Arc<HashMap<String, Target>>,
     wake: Arc<Notify>,
     options: OutboxOptions,
+    /// Targets whose retries wait at most this long instead of
+    /// `options.max_backoff`.
+    max_backoff_of: Arc<HashMap<String, Duration>>,
 }
 
 enum Outcome {
@@ -132,7 +135,17 @@ impl Outbox {
             targets: Arc::new(targets),
             wake: Arc::new(Notify::new()),
             options,
+            max_backoff_of: Arc::default(),
         }
+    }
+
+    /// Retries to `target` wait at most `max` (instead of the options'
+    /// `max_backoff`): for messages that matter soon after the receiver is
+    /// back, such as token revocations, at the cost of more attempts while
+    /// it is down.
+    pub fn max_backoff_for(mut self, target: &str, max: Duration) -> Self {
+        Arc::make_mut(&mut self.max_backoff_of).insert(target.to_string(), max);
+        self
     }
 
     /// Call after committing a transaction that enqueued, so delivery starts
@@ -231,11 +244,12 @@ impl Outbox {
                 .await?;
             }
             Outcome::Retry(error) => {
-                let delay = crate::retry::backoff(
-                    self.options.base_backoff,
-                    self.options.max_backoff,
-                    attempts,
-                );
+                let max = self
+                    .max_backoff_of
+                    .get(&msg.target)
+                    .copied()
+                    .unwrap_or(self.options.max_backoff);
+                let delay = crate::retry::backoff(self.options.base_backoff, max, attempts);
                 log::warn!(
                     "outbox: delivery of {} to {}{} failed (attempt {attempts}), retrying in {:?}: {error}",
                     msg.id,

@@ -27,17 +27,27 @@ fn not_found() -> ApiError {
     ApiError::not_found("product")
 }
 
-/// Writes need an admin token, verified locally with the shared secret:
-/// `401` without a valid token, `403` for a customer's.
-fn require_admin(state: &State, req: &Req) -> Result<Claims, ApiError> {
-    let claims = state.keys.authenticate(req.headers())?;
+/// Writes need an admin token, verified locally with the shared secret and
+/// against the revocations users announced: `401` without a valid, current
+/// token, `403` for a customer's.
+async fn require_admin(state: &State, req: &Req) -> Result<Claims, ApiError> {
+    let claims = state
+        .keys
+        .authenticate_current(req.headers(), &state.versions)
+        .await?;
     claims.require_admin()?;
     Ok(claims)
 }
 
+/// `POST /internal/token-versions` (internal): users announces a revocation.
+pub async fn token_version(state: Arc<State>, req: Req) -> HandlerResult {
+    let internal_key = &state.config.base.internal_key;
+    state.versions.receive(req, internal_key, &state.keys).await
+}
+
 /// `POST /product/`
 pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
-    let admin = require_admin(&state, &req)?;
+    let admin = require_admin(&state, &req).await?;
     let fields = ProductFields::from_object(req.json().await?);
     let new = NewProduct::from_fields(&fields)?;
     let product = state.store.create(&new).await?;
@@ -67,7 +77,7 @@ pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
 
 /// `PUT /product/{id}`: partial update; absent fields keep their value.
 pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
-    let admin = require_admin(&state, &req)?;
+    let admin = require_admin(&state, &req).await?;
     let id = parse_id(req.param("id")).ok_or_else(not_found)?;
     let fields = ProductFields::from_object(req.json().await?);
     let changes = ProductChanges::from_fields(&fields)?;
@@ -85,7 +95,7 @@ pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
 
 /// `DELETE /product/{id}`: a soft delete; the product leaves get and list.
 pub async fn delete(state: Arc<State>, req: Req) -> HandlerResult {
-    let admin = require_admin(&state, &req)?;
+    let admin = require_admin(&state, &req).await?;
     let id = parse_id(req.param("id")).ok_or_else(not_found)?;
     if !state.store.delete(&id).await? {
         return Err(not_found());

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use common::auth::TokenKeys;
 use common::db::{Db, DbError};
+use common::token_versions::{self, TokenVersions};
 use common::{App, Router};
 use http::HeaderValue;
 use tokio::net::TcpListener;
@@ -43,6 +44,8 @@ pub struct State {
     pub config: ProductsConfig,
     pub store: Store,
     pub keys: TokenKeys,
+    /// Revoked tokens, as users announces them.
+    pub versions: TokenVersions,
     pub cache: ReadCache,
     /// `Cache-Control` of catalog reads, built once from the settings.
     cache_control: HeaderValue,
@@ -56,6 +59,7 @@ pub fn router() -> Router<State> {
         .delete("/product/{id}", handlers::delete)
         .get("/products/", handlers::list)
         .get("/products/categories", handlers::categories)
+        .post(token_versions::PATH, handlers::token_version)
 }
 
 /// A started products service: database connected and migrated.
@@ -80,6 +84,7 @@ impl Products {
         let state = Arc::new(State {
             // This service only verifies tokens, so their lifetime is moot.
             keys: config.base.token_keys(0),
+            versions: TokenVersions::new(db.clone()),
             store: Store::new(db),
             cache: ReadCache::new(config.read_cache_ttl, config.read_cache_max_bytes),
             cache_control,

@@ -106,6 +106,8 @@ pub async fn promote(state: &State, email: &str) -> Result<Outcome, AdminError> 
         .update(&user.id, None, None, None, Some(Role::Admin))
         .await?
         .ok_or_else(|| AdminError::NoAccount(email.as_str().to_string()))?;
+    // The new role revoked the account's tokens: announce it now.
+    state.outbox.notify();
     log::warn!("account {} ({}) promoted to admin", user.id, user.email);
     Ok(Outcome::Promoted)
 }
@@ -138,6 +140,8 @@ async fn existing(
                 .store
                 .update(&user.id, None, None, Some(&hash), None)
                 .await?;
+            // The new password revoked the admin's tokens: announce it now.
+            state.outbox.notify();
             Ok(Outcome::PasswordReset)
         }
     }

@@ -1,5 +1,6 @@
 //! The users service's settings: the shared base plus token lifetime,
-//! where the mailer and stats live, the bootstrap admin, login and
+//! where the mailer and stats live, where the services that verify tokens
+//! live (they hear of revocations), the bootstrap admin, login and
 //! registration limits and which proxies may tell us the client's address.
 
 use ipnet::IpNet;
@@ -25,6 +26,18 @@ const OWN_SETTINGS: &[Setting] = &[
         "Base URL of the stats service",
     )
     .shared("SHOP_STATS_URL"),
+    Setting::new(
+        "products_url",
+        Some("http://127.0.0.1:8002"),
+        "Base URL of the products service (told of revoked tokens)",
+    )
+    .shared("SHOP_PRODUCTS_URL"),
+    Setting::new(
+        "cart_url",
+        Some("http://127.0.0.1:8003"),
+        "Base URL of the cart service (told of revoked tokens)",
+    )
+    .shared("SHOP_CART_URL"),
     Setting::new(
         "admin_email",
         None,
@@ -87,6 +100,8 @@ pub struct UsersConfig {
     pub token_ttl: Duration,
     pub mailer_url: String,
     pub stats_url: String,
+    pub products_url: String,
+    pub cart_url: String,
     pub admin: Option<(String, String)>,
     /// Whether an admin_email held by a non-admin account stops the start.
     pub admin_strict: bool,
@@ -129,6 +144,8 @@ impl UsersConfig {
             token_ttl: config.duration("token_ttl")?,
             mailer_url: config.get("mailer_url")?,
             stats_url: config.get("stats_url")?,
+            products_url: config.get("products_url")?,
+            cart_url: config.get("cart_url")?,
             admin,
             admin_strict: config.flag("admin_strict")?,
             login_attempts_per_email: positive("login_attempts_per_email")?,
@@ -146,6 +163,8 @@ impl UsersConfig {
             token_ttl: Duration::from_secs(3600),
             mailer_url: "http://127.0.0.1:9".to_string(),
             stats_url: "http://127.0.0.1:9".to_string(),
+            products_url: "http://127.0.0.1:9".to_string(),
+            cart_url: "http://127.0.0.1:9".to_string(),
             admin: None,
             admin_strict: false,
             login_attempts_per_email: 5,

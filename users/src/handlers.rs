@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use common::auth::{Claims, Role};
 use common::json::{json_response, no_content};
+use common::token_versions::{self, TokenVersion};
 use common::{ApiError, HandlerResult, Req, Validator};
 use http::StatusCode;
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use serde_json::json;
 
 use crate::domain::{parse_id, Email, Name, Password, User};
 use crate::ratelimit::{client_ip, throttled};
-use crate::store::{Announcements, StoreError};
+use crate::store::{Announcements, Credentials, StoreError};
 use crate::State;
 
 impl From<StoreError> for ApiError {
@@ -43,6 +44,8 @@ struct Update {
     email: Option<String>,
     password: Option<String>,
     name: Option<String>,
+    /// Required when users change their own email or password.
+    current_password: Option<String>,
 }
 
 fn welcome(user: &User) -> Announcements {
@@ -135,32 +138,101 @@ pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
             ))
         }
     };
-    let (token, exp) = state
-        .keys
-        .issue_for(&creds.user.id, creds.user.role, &creds.user.email);
+    let (token, exp) = state.keys.issue_for(
+        &creds.user.id,
+        creds.user.role,
+        &creds.user.email,
+        creds.token_version,
+    );
     Ok(json_response(
         StatusCode::OK,
         &json!({"token": token, "user_id": creds.user.id, "expires_at": common::time::rfc3339(exp * 1000)}),
     ))
 }
 
-/// Authenticates the caller, refusing tokens of deleted accounts at once,
-/// and checks they may act on `{id}`. Returns the caller and the target id.
-async fn authorize(state: &State, req: &Req) -> Result<(Claims, Option<String>), ApiError> {
-    let claims = state.keys.authenticate(req.headers())?;
-    if state.store.get(&claims.sub).await?.is_none() {
-        return Err(ApiError::unauthorized(
-            "the account of this token no longer exists",
-        ));
+/// The caller of a request on `{id}`, and the target id.
+struct Caller {
+    claims: Claims,
+    account: Credentials,
+    target: Option<String>,
+}
+
+impl Caller {
+    /// Whether the caller acts on their own account.
+    fn is_target(&self) -> bool {
+        self.target.as_deref() == Some(self.claims.sub.as_str())
     }
+}
+
+/// Authenticates the caller against their account as stored here — a
+/// deleted account or a token older than the account's token version is
+/// `401` at once — and checks they may act on `{id}`.
+async fn authorize(state: &State, req: &Req) -> Result<Caller, ApiError> {
+    let claims = state.keys.authenticate(req.headers())?;
+    let account = state
+        .store
+        .credentials_by_id(&claims.sub)
+        .await?
+        .ok_or_else(token_versions::account_gone)?;
+    TokenVersion {
+        user_id: claims.sub.clone(),
+        version: account.token_version,
+        deleted: false,
+    }
+    .admits(&claims)?;
     let raw = req.param("id");
     claims.require_self_or_admin(raw)?;
-    Ok((claims, parse_id(raw)))
+    Ok(Caller {
+        account,
+        target: parse_id(raw),
+        claims,
+    })
+}
+
+/// A change of one's own email or password needs the current password, so
+/// a stolen token cannot take the account over: `403`
+/// `current_password_required` without it, `403` `invalid_credentials`
+/// when wrong. Attempts count against the login limits of the account.
+async fn confirm_current_password(
+    state: &State,
+    req: &Req,
+    caller: &Caller,
+    given: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(given) = given else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "current_password_required",
+            "changing your own email or password needs your current password in `current_password`",
+        ));
+    };
+    let ip = client_ip(req.peer, req.headers(), &state.config.trusted_proxies);
+    if let Err(wait) = state
+        .limiter
+        .check(&caller.account.user.email.to_lowercase(), ip)
+    {
+        return Err(throttled(
+            wait,
+            "too many password attempts; try again later",
+        ));
+    }
+    if !state
+        .hasher
+        .verify(given, Some(&caller.account.password_hash))
+        .await
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_credentials",
+            "the current password is wrong",
+        ));
+    }
+    Ok(())
 }
 
 /// `GET /user/{id}`
 pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, id) = authorize(&state, &req).await?;
+    let id = authorize(&state, &req).await?.target;
     let id = id.ok_or_else(|| ApiError::not_found("user"))?;
     let user = state
         .store
@@ -170,11 +242,15 @@ pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
     Ok(json_response(StatusCode::OK, &user))
 }
 
-/// `PUT /user/{id}`: partial update of name, email and password.
+/// `PUT /user/{id}`: partial update of name, email and password. A new
+/// password revokes the account's tokens (users' store bumps its version).
 pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
-    let (_, id) = authorize(&state, &req).await?;
+    let caller = authorize(&state, &req).await?;
     let body: Update = req.json().await?;
-    let id = id.ok_or_else(|| ApiError::not_found("user"))?;
+    let id = caller
+        .target
+        .clone()
+        .ok_or_else(|| ApiError::not_found("user"))?;
     let mut v = Validator::new();
     let email = body
         .email
@@ -189,6 +265,9 @@ pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
         .as_deref()
         .and_then(|n| v.parse("name", Name::parse(n)));
     v.finish()?;
+    if caller.is_target() && (email.is_some() || password.is_some()) {
+        confirm_current_password(&state, &req, &caller, body.current_password.as_deref()).await?;
+    }
     let hash = match password {
         Some(p) => Some(
             state
@@ -210,16 +289,19 @@ pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
         )
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
+    // A revocation may be waiting in the outbox.
+    state.outbox.notify();
     Ok(json_response(StatusCode::OK, &user))
 }
 
-/// `DELETE /user/{id}`
+/// `DELETE /user/{id}`: also revokes the account's tokens everywhere.
 pub async fn delete(state: Arc<State>, req: Req) -> HandlerResult {
-    let (_, id) = authorize(&state, &req).await?;
+    let id = authorize(&state, &req).await?.target;
     let id = id.ok_or_else(|| ApiError::not_found("user"))?;
     if !state.store.delete(&id).await? {
         return Err(ApiError::not_found("user"));
     }
+    state.outbox.notify();
     log::info!("deleted user {id}");
     Ok(no_content())
 }

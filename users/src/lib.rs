@@ -45,6 +45,11 @@ use crate::password::Hasher;
 use crate::ratelimit::{LoginLimiter, PerMinute};
 use crate::store::Store;
 
+/// Revocations are retried at least this often while a verifier is
+/// unreachable, so one that comes back hears of them within about this
+/// long (the default cap is minutes).
+const REVOCATION_MAX_BACKOFF: Duration = Duration::from_secs(2);
+
 pub struct State {
     pub config: UsersConfig,
     pub store: Store,
@@ -104,8 +109,25 @@ impl Users {
                     auth: Auth::None,
                 },
             ),
+            (
+                "products".to_string(),
+                Target {
+                    base_url: config.products_url.clone(),
+                    auth: Auth::Bearer(config.base.internal_key.clone()),
+                },
+            ),
+            (
+                "cart".to_string(),
+                Target {
+                    base_url: config.cart_url.clone(),
+                    auth: Auth::Bearer(config.base.internal_key.clone()),
+                },
+            ),
         ]);
-        let outbox = Outbox::new(db.clone(), client, targets, OutboxOptions::default());
+        let mut outbox = Outbox::new(db.clone(), client, targets, OutboxOptions::default());
+        for verifier in store::TOKEN_VERIFIERS {
+            outbox = outbox.max_backoff_for(verifier, REVOCATION_MAX_BACKOFF);
+        }
         let state = Arc::new(State {
             keys: config.base.token_keys(config.token_ttl.as_secs() as i64),
             hasher: Hasher::new(config.hash_concurrency),
@@ -151,6 +173,12 @@ impl Users {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let options = self.state.config.base.server.clone();
         self.app().serve(listener, options, shutdown).await;
+        self.stop().await;
+    }
+
+    /// Stops the background tasks (a delivery under way is finished and
+    /// recorded, not cut off) and closes the pool.
+    pub async fn stop(self) {
         self.background.shutdown().await;
         self.state.store.db.pool.close().await;
     }

@@ -53,6 +53,9 @@ async fn main() -> ExitCode {
             (email, result)
         }
     };
+    // A revocation the change queued is left to the running service unless
+    // this process's deliverer has it in hand; then it finishes first.
+    service.stop().await;
     match result {
         Ok(outcome) => {
             println!("admin {email}: {outcome}");

@@ -3,8 +3,9 @@
 use common::auth::Role;
 use common::db::{is_unique_violation, Db};
 use common::time::{now_ms, rfc3339};
+use common::token_versions::{announce, TokenVersion};
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use crate::domain::User;
 
@@ -16,10 +17,32 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
-/// An account with its hash, for login.
+/// An account with its hash and token version, for login and for
+/// checking a token's bearer.
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+    pub token_version: i64,
+}
+
+/// The outbox targets that verify tokens and must hear of each new token
+/// version (see `common::token_versions`).
+pub const TOKEN_VERIFIERS: &[&str] = &["products", "cart"];
+
+/// Tells every token verifier, in the caller's transaction, that tokens of
+/// `user_id` below `version` are revoked (all of them when `deleted`).
+async fn announce_version(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    version: i64,
+    deleted: bool,
+) -> Result<(), sqlx::Error> {
+    let update = TokenVersion {
+        user_id: user_id.to_string(),
+        version,
+        deleted,
+    };
+    announce(conn, TOKEN_VERIFIERS, &update).await
 }
 
 /// A new account's welcome email and registration event, written to the
@@ -112,19 +135,36 @@ impl Store {
 
     /// A live account and its hash by email, case-insensitively.
     pub async fn credentials(&self, email: &str) -> Result<Option<Credentials>, StoreError> {
+        self.credentials_where("email_lower", &email.to_lowercase())
+            .await
+    }
+
+    /// A live account and its hash by id.
+    pub async fn credentials_by_id(&self, id: &str) -> Result<Option<Credentials>, StoreError> {
+        self.credentials_where("id", id).await
+    }
+
+    async fn credentials_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email_lower = $1 AND deleted_at IS NULL"
+            "SELECT {USER_COLUMNS}, token_version FROM users WHERE {column} = $1 AND deleted_at IS NULL"
         ))
-        .bind(email.to_lowercase())
+        .bind(value)
         .fetch_optional(&self.db.pool)
         .await?;
         Ok(row.map(|r| Credentials {
             user: user_from_row(&r),
             password_hash: r.get("password_hash"),
+            token_version: r.get("token_version"),
         }))
     }
 
     /// Applies the given changes to a live account; `None` if it is gone.
+    /// A new password, email or role bumps the token version and announces
+    /// it, in the same transaction.
     pub async fn update(
         &self,
         id: &str,
@@ -133,14 +173,30 @@ impl Store {
         password_hash: Option<&str>,
         role: Option<Role>,
     ) -> Result<Option<User>, StoreError> {
+        let mut tx = self.db.begin_write().await?;
+        let Some(current) =
+            sqlx::query("SELECT role FROM users WHERE id = $1 AND deleted_at IS NULL")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let role_changes = role.is_some_and(|r| r.as_str() != current.get::<String, _>("role"));
+        // A new email revokes too: tokens carry the email (order
+        // confirmations go to it), and a stale one must not outlive it.
+        let revokes = password_hash.is_some() || email.is_some() || role_changes;
         // One conditional UPDATE: COALESCE keeps columns the caller left out,
-        // so concurrent partial updates of different fields never undo each other.
-        let result = sqlx::query(
+        // so concurrent partial updates of different fields never undo each
+        // other, and the version is incremented by the database, so two
+        // concurrent revocations make two versions.
+        let row = sqlx::query(
             "UPDATE users SET \
                email = COALESCE($1, email), email_lower = COALESCE($2, email_lower), \
                name = COALESCE($3, name), password_hash = COALESCE($4, password_hash), \
-               role = COALESCE($5, role), updated_at = $6 \
-             WHERE id = $7 AND deleted_at IS NULL",
+               role = COALESCE($5, role), updated_at = $6, token_version = token_version + $7 \
+             WHERE id = $8 AND deleted_at IS NULL \
+             RETURNING token_version",
         )
         .bind(email)
         .bind(email.map(str::to_lowercase))
@@ -148,28 +204,42 @@ impl Store {
         .bind(password_hash)
         .bind(role.map(Role::as_str))
         .bind(now_ms())
+        .bind(i64::from(revokes))
         .bind(id)
-        .execute(&self.db.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map_unique)?;
-        if result.rows_affected() == 0 {
+        let Some(row) = row else {
             return Ok(None);
+        };
+        if revokes {
+            announce_version(&mut tx, id, row.get("token_version"), false).await?;
         }
+        tx.commit().await?;
         self.get(id).await
     }
 
     /// Erases an account's personal data and marks it deleted; its email
-    /// becomes free to register again. `false` if it was already gone.
+    /// becomes free to register again, and its tokens are revoked (the
+    /// deletion is announced in the same transaction). `false` if it was
+    /// already gone.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query(
+        let mut tx = self.db.begin_write().await?;
+        let row = sqlx::query(
             "UPDATE users SET email = '', email_lower = 'deleted:' || id, name = '', password_hash = '', \
-               deleted_at = $1, updated_at = $1 \
-             WHERE id = $2 AND deleted_at IS NULL",
+               deleted_at = $1, updated_at = $1, token_version = token_version + 1 \
+             WHERE id = $2 AND deleted_at IS NULL \
+             RETURNING token_version",
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.db.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        Ok(result.rows_affected() == 1)
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        announce_version(&mut tx, id, row.get("token_version"), true).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

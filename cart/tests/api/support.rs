@@ -259,13 +259,15 @@ impl Shop {
         let id = uuid::Uuid::now_v7().to_string();
         let (token, _) = self
             .keys
-            .issue_for(&id, Role::Customer, &format!("{id}@example.com"));
+            .issue_for(&id, Role::Customer, &format!("{id}@example.com"), 0);
         (id, token)
     }
 
     pub fn admin(&self) -> String {
         let id = uuid::Uuid::now_v7().to_string();
-        self.keys.issue_for(&id, Role::Admin, "admin@example.com").0
+        self.keys
+            .issue_for(&id, Role::Admin, "admin@example.com", 0)
+            .0
     }
 
     // ---- products -----------------------------------------------------------

@@ -25,4 +25,5 @@ mod network;
 mod openapi;
 mod private_data;
 mod regressions;
+mod revocation;
 mod routes;

@@ -111,7 +111,11 @@ fn every_route_a_service_registers_is_documented_exactly_once() {
                     "{method} {pattern} is internal, so the balancer must not route it"
                 );
             }
-            if let Some(other) = registered.insert(key, service.name) {
+            // The revocation endpoint is common's, on every service that
+            // verifies tokens (`common::token_versions`); any other route
+            // has one owner.
+            let shared = *pattern == common::token_versions::PATH;
+            if let Some(other) = registered.insert(key, service.name).filter(|_| !shared) {
                 panic!(
                     "{method} {pattern} is registered by both {other} and {}",
                     service.name
@@ -335,6 +339,25 @@ async fn every_internal_operation_answers_on_its_service_and_conforms() {
             )
             .await;
         check("paymentWebhook", what, resp, status);
+    }
+
+    // Token revocations: an account nobody uses, at version 0, changes nothing.
+    let nobody = json!({"user_id": uuid::Uuid::new_v4().to_string(), "version": 0});
+    for service in ["products", "cart"] {
+        let api = Client::new(shop.service_url(service, ""));
+        let path = "/internal/token-versions";
+        let op = "recordTokenVersion";
+        check(op, service, api.post(path, Some(&key), &nobody).await, 200);
+        check(op, "no key", api.post(path, None, &nobody).await, 401);
+        let user = api.post(path, Some(&customer.token), &nobody).await;
+        check(op, "a user token", user, 403);
+        let negative = json!({"user_id": "", "version": -1});
+        check(
+            op,
+            "invalid fields",
+            api.post(path, Some(&key), &negative).await,
+            422,
+        );
     }
 
     let all: BTreeSet<String> = operations(&doc).into_keys().collect();

@@ -11,6 +11,7 @@ mod errors;
 mod helpers;
 mod images;
 mod list;
+mod revocation;
 mod seed;
 mod sorting;
 mod validation;

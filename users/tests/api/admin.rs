@@ -110,7 +110,7 @@ async fn an_admin_who_renames_their_email_does_not_pass_it_on() {
         .put_json(
             &format!("/user/{id}"),
             Some(&token),
-            &json!({"email": "boss@example.com"}),
+            &json!({"email": "boss@example.com", "current_password": ADMIN.1}),
         )
         .await;
     assert_eq!(renamed.status(), 200);

@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` is set), and is driven with reqwest.
 
 mod limits;
+mod revocation;
 mod support;
 
 mod admin;
@@ -267,7 +268,11 @@ async fn partial_updates_change_only_what_is_sent() {
     assert_eq!(updated["created_at"], ann["created_at"]);
 
     let taken = app
-        .put_json(&path, Some(&token), &json!({"email": "TAKEN@example.com"}))
+        .put_json(
+            &path,
+            Some(&token),
+            &json!({"email": "TAKEN@example.com", "current_password": "password1"}),
+        )
         .await;
     assert_eq!(taken.status(), StatusCode::CONFLICT);
     assert_eq!(support::problem(taken).await["code"], "email_taken");
@@ -295,7 +300,7 @@ async fn partial_updates_change_only_what_is_sent() {
         .put_json(
             &path,
             Some(&token),
-            &json!({"email": "new@example.com", "password": "new password"}),
+            &json!({"email": "new@example.com", "password": "new password", "current_password": "password1"}),
         )
         .await;
     assert_eq!(resp.status(), 200);

@@ -488,6 +488,44 @@ impl Shop {
         }
     }
 
+    /// Runs `service`'s binary once with `args` (a subcommand such as
+    /// `users create-admin`), with the settings the launcher gives the
+    /// service — this shop's data directory, databases and neighbours —
+    /// plus `env`; returns its exit status and output. Blocks this test's
+    /// runtime until the command exits.
+    pub fn run_command(
+        &self,
+        service: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> std::process::Output {
+        let prefix = SERVICES
+            .iter()
+            .find(|(name, _, _)| *name == service)
+            .map(|(_, _, prefix)| *prefix)
+            .unwrap_or_else(|| panic!("unknown service {service}"));
+        let mut cmd = Command::new(bin_dir().join(service));
+        cmd.args(args).env_clear();
+        for key in ["PATH", "HOME", "TMPDIR", "LANG"] {
+            if let Ok(v) = std::env::var(key) {
+                cmd.env(key, v);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env(format!("{prefix}_DATA_DIR"), &self.data_dir);
+        for neighbour in ["users", "products", "cart", "mailer", "stats"] {
+            cmd.env(
+                format!("SHOP_{}_URL", neighbour.to_uppercase()),
+                self.ports.url(neighbour),
+            );
+        }
+        cmd.envs(env.iter().copied())
+            .current_dir(self._dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {service} {args:?}: {e}"))
+    }
+
     /// The public entry point: the balancer.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.ports.url("balancer"), path)
