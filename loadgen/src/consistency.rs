@@ -194,7 +194,7 @@ async fn check_mail(inputs: &Inputs<'_>, deadline: Instant) -> Check {
                 let http = http.clone();
                 async move {
                     let mails = read_mail_api(&http, api).await?;
-                    Ok(judge::mail(inputs.ledger, &emails, &mails))
+                    Ok(judge::mail(inputs.ledger, emails, &mails))
                 }
             })
             .await
@@ -261,12 +261,14 @@ pub fn parse_eml(bytes: &[u8]) -> Option<Mail> {
     Some(Mail { to, subject, body })
 }
 
-/// Every message of a Mailpit-style API (`GET /api/v1/messages`), by
-/// recipients and subject.
+/// Every message of a Mailpit-style API (`GET /api/v1/messages`, newest
+/// first), by recipients and subject. Messages arriving while it pages
+/// shift the pages; each message counts once, by its `ID`.
 async fn read_mail_api(http: &reqwest::Client, api: &str) -> Result<Vec<Mail>, String> {
-    let mut mails = Vec::new();
+    let mut mails = HashMap::new();
+    let mut start = 0;
     loop {
-        let url = format!("{api}/api/v1/messages?start={}&limit=1000", mails.len());
+        let url = format!("{api}/api/v1/messages?start={start}&limit=1000");
         let page: Value = http
             .get(&url)
             .timeout(Duration::from_secs(30))
@@ -278,29 +280,35 @@ async fn read_mail_api(http: &reqwest::Client, api: &str) -> Result<Vec<Mail>, S
             .await
             .map_err(|e| format!("GET {url}: {e}"))?;
         let messages = page["messages"].as_array().cloned().unwrap_or_default();
-        let empty = messages.is_empty();
-        mails.extend(messages.iter().map(|m| {
-            Mail {
-                to: m["To"]
-                    .as_array()
-                    .map(|to| {
-                        to.iter()
-                            .filter_map(|a| a["Address"].as_str())
-                            .map(str::to_lowercase)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                subject: m["Subject"].as_str().unwrap_or_default().to_string(),
-                body: String::new(),
-            }
-        }));
+        start += messages.len();
+        for m in &messages {
+            let id = m["ID"].as_str().unwrap_or_default().to_string();
+            mails.entry(id).or_insert_with(|| mail_of(m));
+        }
         let total = page["messages_count"]
             .as_u64()
             .or(page["total"].as_u64())
             .unwrap_or(0);
-        if empty || mails.len() as u64 >= total {
-            return Ok(mails);
+        if messages.is_empty() || start as u64 >= total {
+            return Ok(mails.into_values().collect());
         }
+    }
+}
+
+/// One message of a Mailpit-style list: `To[].Address` and `Subject`.
+fn mail_of(m: &Value) -> Mail {
+    Mail {
+        to: m["To"]
+            .as_array()
+            .map(|to| {
+                to.iter()
+                    .filter_map(|a| a["Address"].as_str())
+                    .map(str::to_lowercase)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        subject: m["Subject"].as_str().unwrap_or_default().to_string(),
+        body: String::new(),
     }
 }
 
@@ -467,6 +475,16 @@ mod tests {
         .unwrap();
         assert_eq!(read_outbox(dir.path(), &mut cache).unwrap().len(), 2);
         assert!(read_outbox(&dir.path().join("missing"), &mut cache).is_err());
+    }
+
+    #[test]
+    fn reads_a_mailpit_message() {
+        let m = mail_of(&serde_json::json!({
+            "ID": "x", "Subject": "Your order 1a2b is paid",
+            "To": [{"Name": "Ann", "Address": "Ann@Example.com"}]
+        }));
+        assert_eq!(m.to, vec!["ann@example.com"]);
+        assert_eq!(m.subject, "Your order 1a2b is paid");
     }
 
     #[test]

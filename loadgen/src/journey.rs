@@ -101,10 +101,10 @@ impl Mix {
             return self.draw(rng, None);
         }
         let mut pick = rng.u32(0..total);
-        for i in 0..KINDS.len() {
+        for (i, (_, kind)) in KINDS.iter().enumerate() {
             let w = weight_of(i);
             if pick < w {
-                return KINDS[i].1;
+                return *kind;
             }
             pick -= w;
         }

@@ -312,7 +312,7 @@ mod tests {
         let by_body = mail_to("Paid", "Order 0190-aaaa-bbbbbbbbbbbb\n");
         assert!(mail(&l, &emails, &[welcome.clone(), by_body]).settled());
 
-        let j = mail(&l, &emails, &[welcome.clone()]);
+        let j = mail(&l, &emails, std::slice::from_ref(&welcome));
         assert_eq!((j.pending.len(), j.broken.len()), (1, 0), "{j:?}");
         let j = mail(
             &l,
