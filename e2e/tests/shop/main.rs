@@ -18,6 +18,7 @@ mod support;
 
 mod faults;
 mod journey;
+mod load;
 mod network;
 mod openapi;
 mod regressions;
