@@ -62,7 +62,13 @@ WORK=$(mktemp -d -t shop-bench-XXXXXX)
 finish() {
     local status=$?
     shop_stop || status=1
-    rm -rf "$WORK"
+    if [ "$status" -ne 0 ]; then
+        echo "bench: last lines of the shop's log ($SHOP_LOG):" >&2
+        tail -n 40 "$SHOP_LOG" >&2 || true
+        echo "bench: data and logs kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
     exit "$status"
 }
 trap finish EXIT
@@ -77,8 +83,8 @@ field() { jq -r "$2" "$1"; }
 # RSS and its high-water mark of a process, in MiB.
 rss_mib() { awk -v k="$2:" '$1 == k { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
-# utime + stime of a process, in clock ticks.
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# utime + stime of a process, in clock ticks (nothing if it is gone).
+cpu_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ print $12 + $13 }'; }
 
 # One knee step at $1 arrivals/s, report to $2: CPU ticks of each process
 # (and the generator's own) while the load ran — from the generator's "open
@@ -88,7 +94,7 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 declare -A knee_cpu=()
 knee_wall=0
 knee_step() {
-    local rate=$1 json=$2 err="$WORK/loadgen.err" stage=0 lg gen="" t0=0 s
+    local rate=$1 json=$2 err="$WORK/loadgen.err" stage=0 lg gen="" t0=0 s now
     local -A before=()
     : >"$err"
     shop_loadgen "$BIN" --rate "$rate" --duration "$KNEE_STEP_DURATION" --mail-budget "$MAIL_BUDGET" \
@@ -103,7 +109,10 @@ knee_step() {
             stage=1
         elif [ "$stage" = 1 ] && grep -q '^loadgen: checking consistency' "$err"; then
             for s in "${SHOP_SERVICES[@]}"; do knee_cpu[$s]=$(($(cpu_ticks "${pids[$s]}") - before[$s])); done
-            [ -z "$gen" ] || knee_cpu[loadgen]=$(($(cpu_ticks "$gen") - before[loadgen]))
+            now=$(cpu_ticks "$gen")
+            if [ -n "$now" ] && [ -n "${before[loadgen]:-}" ]; then
+                knee_cpu[loadgen]=$((now - before[loadgen]))
+            fi
             knee_wall=$(($(shop_now_ms) - t0))
             stage=2
         fi
@@ -159,7 +168,7 @@ for db in $DATABASES; do
         p99=$(field "$json" .all.p99_ms)
         errors=$(field "$json" .errors)
         achieved=$(field "$json" .achieved_rate)
-        steps+=("| $rate | $(printf %.0f "$achieved") | $(field "$json" .all.p50_ms) | $p99 | $errors |")
+        steps+=("| $rate | $(printf %.0f "$achieved") | $(printf %.2f "$(field "$json" .all.p50_ms)") | $(printf %.2f "$p99") | $errors |")
         echo "bench: $rate arrivals/s: p99 $p99 ms, $errors errors" >&2
         knee_json=$json
         if [ "$errors" != 0 ] || awk -v p="$p99" -v m="$KNEE_P99_MS" 'BEGIN { exit !(p > m) }'; then
@@ -177,8 +186,10 @@ for db in $DATABASES; do
         echo
         echo "| endpoint | requests | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
         echo "|---|---|---|---|---|---|---|---|"
-        jq -r '.endpoints | to_entries[] | "| \(.key) | \(.value.requests) | \(.value.errors) | \(.value.latency.p50_ms) | \(.value.latency.p90_ms) | \(.value.latency.p99_ms) | \(.value.latency.p99_9_ms) | \(.value.latency.max_ms) |"' "$main_json"
-        jq -r '"| all | \(.requests) | \(.errors) | \(.all.p50_ms) | \(.all.p90_ms) | \(.all.p99_ms) | \(.all.p99_9_ms) | \(.all.max_ms) |"' "$main_json"
+        jq -r 'def r: . * 100 | round / 100;
+            (.endpoints | to_entries[] | [.key, .value.requests, .value.errors] + (.value.latency | [.p50_ms, .p90_ms, .p99_ms, .p99_9_ms, .max_ms] | map(r))),
+            (["all", .requests, .errors] + (.all | [.p50_ms, .p90_ms, .p99_ms, .p99_9_ms, .max_ms] | map(r)))
+            | "| " + (map(tostring) | join(" | ")) + " |"' "$main_json"
         echo
         jq -r '"Achieved \(.achieved_rate | floor) requests/s; \(.shop.orders_per_s * 10 | floor / 10) orders/s, \(.shop.payments_per_s * 10 | floor / 10) payments/s. Consistency: \([.consistency[] | "\(.name) \(.verdict)"] | join(", "))."' "$main_json"
         echo
