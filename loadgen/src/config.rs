@@ -109,6 +109,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("base")
                 .long("base")
+                .value_name("URL")
                 .env("LOADGEN_BASE")
                 .default_value("http://127.0.0.1:8080")
                 .help("Base URL of the shop (its balancer); every journey request goes there"),
@@ -116,6 +117,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("rate")
                 .long("rate")
+                .value_name("PER_SECOND")
                 .env("LOADGEN_RATE")
                 .value_parser(clap::value_parser!(f64))
                 .conflicts_with("shoppers")
@@ -124,6 +126,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("shoppers")
                 .long("shoppers")
+                .value_name("N")
                 .env("LOADGEN_SHOPPERS")
                 .value_parser(clap::value_parser!(usize))
                 .help("Closed loop: this many shoppers, each sending its next step when the previous one answered and its think time passed"),
@@ -131,6 +134,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("duration")
                 .long("duration")
+                .value_name("DURATION")
                 .env("LOADGEN_DURATION")
                 .default_value("60s")
                 .value_parser(duration)
@@ -139,6 +143,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("think-time")
                 .long("think-time")
+                .value_name("DURATION[-DURATION]")
                 .env("LOADGEN_THINK_TIME")
                 .default_value("0")
                 .value_parser(Think::parse)
@@ -147,6 +152,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("mix")
                 .long("mix")
+                .value_name("NAME=WEIGHT,…")
                 .env("LOADGEN_MIX")
                 .default_value(Mix::DEFAULT_SPEC)
                 .value_parser(|s: &str| Mix::parse(s))
@@ -155,6 +161,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("accounts")
                 .long("accounts")
+                .value_name("N")
                 .env("LOADGEN_ACCOUNTS")
                 .value_parser(clap::value_parser!(usize))
                 .help("Accounts registered and logged in before measuring (default: enough for the shoppers, the expected concurrency and the expected orders within --mail-budget)"),
@@ -162,6 +169,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("session-steps")
                 .long("session-steps")
+                .value_name("N")
                 .env("LOADGEN_SESSION_STEPS")
                 .default_value("20")
                 .value_parser(clap::value_parser!(u32).range(1..))
@@ -170,6 +178,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("session-auth")
                 .long("session-auth")
+                .value_name("HOW")
                 .env("LOADGEN_SESSION_AUTH")
                 .default_value("token")
                 .value_parser(["token", "login", "register"])
@@ -178,6 +187,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("mail-budget")
                 .long("mail-budget")
+                .value_name("N")
                 .env("LOADGEN_MAIL_BUDGET")
                 .default_value("10")
                 .value_parser(clap::value_parser!(u32).range(2..))
@@ -186,6 +196,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("setup-concurrency")
                 .long("setup-concurrency")
+                .value_name("N")
                 .env("LOADGEN_SETUP_CONCURRENCY")
                 .default_value("4")
                 .value_parser(clap::value_parser!(usize))
@@ -194,6 +205,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("timeout")
                 .long("timeout")
+                .value_name("DURATION")
                 .env("LOADGEN_TIMEOUT")
                 .default_value("10s")
                 .value_parser(duration)
@@ -202,6 +214,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("card")
                 .long("card")
+                .value_name("NUMBER")
                 .env("LOADGEN_CARD")
                 .default_value("4242424242424242")
                 .help("Card number invoices are paid with (a test card that pays)"),
@@ -209,6 +222,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("mail-dir")
                 .long("mail-dir")
+                .value_name("DIR")
                 .env("LOADGEN_MAIL_DIR")
                 .value_parser(clap::value_parser!(PathBuf))
                 .conflicts_with("mail-api")
@@ -217,12 +231,14 @@ pub fn command() -> Command {
         .arg(
             Arg::new("mail-api")
                 .long("mail-api")
+                .value_name("URL")
                 .env("LOADGEN_MAIL_API")
                 .help("Base URL of a Mailpit-style HTTP API (http://127.0.0.1:8025) to read sent mail from instead of --mail-dir"),
         )
         .arg(
             Arg::new("stats-url")
                 .long("stats-url")
+                .value_name("URL")
                 .env("LOADGEN_STATS_URL")
                 .requires("internal-key")
                 .help("Base URL of the stats service itself (not the balancer, which hides its internal GET /log): enables the check of one order_created and order_paid event per order and one cart_item_added per item added"),
@@ -230,6 +246,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("internal-key")
                 .long("internal-key")
+                .value_name("KEY")
                 .env("LOADGEN_INTERNAL_KEY")
                 .hide_env_values(true)
                 .help("The shop's internal key (the launcher's <data-dir>/secrets/internal_key) for stats' GET /log"),
@@ -237,6 +254,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("settle-timeout")
                 .long("settle-timeout")
+                .value_name("DURATION")
                 .env("LOADGEN_SETTLE_TIMEOUT")
                 .default_value("60s")
                 .value_parser(duration)
@@ -245,6 +263,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("report")
                 .long("report")
+                .value_name("FILE")
                 .env("LOADGEN_REPORT")
                 .default_value("loadgen-report.json")
                 .value_parser(clap::value_parser!(PathBuf))
@@ -253,6 +272,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("plot")
                 .long("plot")
+                .value_name("FILE")
                 .env("LOADGEN_PLOT")
                 .value_parser(clap::value_parser!(PathBuf))
                 .help("Where the SVG plot of latency over time goes (p50/p99 per second, request rate, errors marked); default: the report's name with .svg"),
@@ -260,6 +280,7 @@ pub fn command() -> Command {
         .arg(
             Arg::new("seed")
                 .long("seed")
+                .value_name("N")
                 .env("LOADGEN_SEED")
                 .value_parser(clap::value_parser!(u64))
                 .help("Seed of the journeys' random draws (default: random, printed in the report)"),

@@ -403,9 +403,9 @@ async fn check_stats(inputs: &Inputs<'_>, deadline: Instant) -> Check {
     );
     let summary = summary.into_inner();
     if !summary.is_empty() {
-        check
-            .notes
-            .push(format!("events by action since the run began: {summary}"));
+        check.notes.push(format!(
+            "all users' events in stats from 5 s before the run on, by action: {summary}"
+        ));
     }
     check
 }
