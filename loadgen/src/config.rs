@@ -390,8 +390,8 @@ impl Options {
         let secs = self.duration.as_secs_f64();
         let (concurrency, steps) = match self.mode {
             Mode::Closed { shoppers } => {
-                // A step takes at least the think time; assume 5 ms answers.
-                let per_step = self.think.mean().as_secs_f64() + 0.005;
+                // A step takes the think time plus an answer (assume 20 ms).
+                let per_step = self.think.mean().as_secs_f64() + 0.02;
                 (shoppers as f64, shoppers as f64 * secs / per_step)
             }
             Mode::Open { rate } => {
