@@ -125,7 +125,7 @@ REPORT="$WORK/report.md"
 {
     echo "# The shop under load"
     echo
-    echo "Written by \`bench/shop.sh\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo "Written by \`bench/shop.sh\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from \`${BIN#"$PWD"/}\`."
     echo "Default mix at $RATE arrivals/s for $DURATION; knee from $KNEE_START arrivals/s, ×$KNEE_FACTOR per step of $KNEE_STEP_DURATION, until p99 > $KNEE_P99_MS ms or an error."
     echo
     echo "**Only figures from a quiet machine mean anything**: the generator shares the cores with the seven processes of the shop."
