@@ -21,6 +21,7 @@ mod edge;
 mod faults;
 mod journey;
 mod limits;
+mod load;
 mod network;
 mod openapi;
 mod private_data;

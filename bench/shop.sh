@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# The whole shop under load, on SQLite and again on PostgreSQL: starts the
+# launcher stack (release binaries) on a fresh data directory and free port
+# base and records
+#   - each service's start-up time (exec to its first /readyz 200),
+#   - each process's RSS idle (after start-up) and peak (VmHWM at the end),
+#   - the default mix at BENCH_RATE arrivals/s for BENCH_DURATION,
+#   - the knee: the rate stepped up until p99 > KNEE_P99_MS or any error,
+#   - the CPU time of each process during the knee step (/proc/PID/stat).
+# Writes bench/shop-report.md (BENCH_OUT) and keeps each run's JSON report
+# and SVG plot beside it in bench/shop-runs/.
+#
+# The shop's abuse limits are raised for the run — every shopper comes from
+# 127.0.0.1 — and the script prints what it changed (LIMITS below).
+#
+#   bench/shop.sh                                    # the full run, ~15 min
+#   BENCH_DURATION=5s KNEE_STEP_DURATION=3s bench/shop.sh   # a short one
+#   BENCH_DATABASES=sqlite bench/shop.sh
+#
+# Knobs (environment): BENCH_RATE (1000), BENCH_DURATION (60s),
+# KNEE_START (250), KNEE_FACTOR (1.5), KNEE_MAX (20000),
+# KNEE_STEP_DURATION (20s), KNEE_P99_MS (50), BENCH_DATABASES
+# ("sqlite postgres"), BENCH_PG_URL (TEST_DATABASE_URL or
+# postgres://postgres@127.0.0.1:5432/test), BENCH_BIN_DIR (target/release),
+# BENCH_OUT (bench/shop-report.md).
+#
+# Figures are only worth comparing from a quiet machine: the generator
+# shares the cores with the shop, and anything else running skews both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=$(realpath "${BENCH_BIN_DIR:-target/release}")
+RATE="${BENCH_RATE:-1000}"
+DURATION="${BENCH_DURATION:-60s}"
+KNEE_START="${KNEE_START:-250}"
+KNEE_FACTOR="${KNEE_FACTOR:-1.5}"
+KNEE_MAX="${KNEE_MAX:-20000}"
+KNEE_STEP_DURATION="${KNEE_STEP_DURATION:-20s}"
+KNEE_P99_MS="${KNEE_P99_MS:-50}"
+DATABASES="${BENCH_DATABASES:-sqlite postgres}"
+PG_URL="${BENCH_PG_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}"
+OUT="${BENCH_OUT:-bench/shop-report.md}"
+RUNS="$(dirname "$OUT")/shop-runs"
+# shellcheck source=loadgen/shop.sh
+source loadgen/shop.sh
+
+if [ ! -x "$BIN/launcher" ] || [ ! -x "$BIN/loadgen" ]; then
+    echo "bench: no release binaries in $BIN: cargo build --release --workspace" >&2
+    exit 2
+fi
+
+# Raised for the load test; everything else stays at its default.
+LIMITS=(
+    USERS_LOGIN_ATTEMPTS_PER_IP=1000000    # default 20 a minute per address
+    USERS_LOGIN_ATTEMPTS_PER_EMAIL=1000    # default 5 a minute per account
+    USERS_REGISTRATIONS_PER_IP=1000000     # registrations a minute per address
+    MAILER_RECIPIENT_LIMIT=1000000         # default 10 an hour per recipient
+)
+# …so each account may get that many emails (fewer accounts to prepare).
+MAIL_BUDGET=1000000
+
+WORK=$(mktemp -d -t shop-bench-XXXXXX)
+finish() {
+    local status=$?
+    shop_stop || status=1
+    if [ "$status" -ne 0 ]; then
+        echo "bench: last lines of the shop's log ($SHOP_LOG):" >&2
+        tail -n 40 "$SHOP_LOG" >&2 || true
+        echo "bench: data and logs kept in $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$status"
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$RUNS"
+
+say() { printf '\n=== bench: %s ===\n' "$*" >&2; }
+
+# A field of a loadgen JSON report.
+field() { jq -r "$2" "$1"; }
+
+# RSS and its high-water mark of a process, in MiB.
+rss_mib() { awk -v k="$2:" '$1 == k { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# utime + stime of a process, in clock ticks (nothing if it is gone).
+cpu_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ print $12 + $13 }'; }
+
+# One knee step at $1 arrivals/s, report to $2: CPU ticks of each process
+# (and the generator's own) while the load ran — from the generator's "open
+# loop at" line to its "checking consistency" line, so preparing accounts
+# and the checks are not counted — into knee_cpu, and that time in ms into
+# knee_wall.
+declare -A knee_cpu=()
+knee_wall=0
+knee_step() {
+    local rate=$1 json=$2 err="$WORK/loadgen.err" stage=0 lg gen="" t0=0 s now
+    local -A before=()
+    : >"$err"
+    shop_loadgen "$BIN" --rate "$rate" --duration "$KNEE_STEP_DURATION" --mail-budget "$MAIL_BUDGET" \
+        --settle-timeout 30s --report "$json" --plot "${json%.json}.svg" >/dev/null 2>"$err" &
+    lg=$!
+    while kill -0 "$lg" 2>/dev/null; do
+        [ -n "$gen" ] || gen=$(pgrep -P "$lg" -x loadgen || true)
+        if [ "$stage" = 0 ] && grep -q '^loadgen: open loop at' "$err"; then
+            for s in "${SHOP_SERVICES[@]}"; do before[$s]=$(cpu_ticks "${pids[$s]}"); done
+            [ -z "$gen" ] || before[loadgen]=$(cpu_ticks "$gen")
+            t0=$(shop_now_ms)
+            stage=1
+        elif [ "$stage" = 1 ] && grep -q '^loadgen: checking consistency' "$err"; then
+            for s in "${SHOP_SERVICES[@]}"; do knee_cpu[$s]=$(($(cpu_ticks "${pids[$s]}") - before[$s])); done
+            now=$(cpu_ticks "$gen")
+            if [ -n "$now" ] && [ -n "${before[loadgen]:-}" ]; then
+                knee_cpu[loadgen]=$((now - before[loadgen]))
+            fi
+            knee_wall=$(($(shop_now_ms) - t0))
+            stage=2
+        fi
+        sleep 0.05
+    done
+    wait "$lg" || true
+}
+
+REPORT="$WORK/report.md"
+{
+    echo "# The shop under load"
+    echo
+    echo "Written by \`bench/shop.sh\` on $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), binaries from \`${BIN#"$PWD"/}\`."
+    echo "Default mix at $RATE arrivals/s for $DURATION; knee from $KNEE_START arrivals/s, ×$KNEE_FACTOR per step of $KNEE_STEP_DURATION, until p99 > $KNEE_P99_MS ms or an error."
+    echo
+    echo "**Only figures from a quiet machine mean anything**: the generator shares the cores with the seven processes of the shop."
+    echo
+    echo "Limits raised for the run: \`${LIMITS[*]}\`."
+} >"$REPORT"
+
+for db in $DATABASES; do
+    case "$db" in
+        sqlite) url=sqlite ;;
+        postgres) url=$PG_URL ;;
+        *) echo "bench: unknown database $db (sqlite or postgres)" >&2; exit 2 ;;
+    esac
+    say "$db: starting the shop; raised: ${LIMITS[*]}"
+    rm -rf "$WORK/$db"
+    mkdir -p "$WORK/$db"
+    shop_start "$BIN" "$WORK/$db" "$url" "${LIMITS[@]}"
+    shop_wait_ready
+    sleep 2
+    declare -A idle=() pids=()
+    for s in "${SHOP_SERVICES[@]}"; do
+        pids[$s]=$(shop_pid "$s")
+        idle[$s]=$(rss_mib "${pids[$s]}" VmRSS)
+    done
+
+    say "$db: default mix at $RATE arrivals/s for $DURATION"
+    main_json="$RUNS/$db-default.json"
+    status=0
+    shop_loadgen "$BIN" --rate "$RATE" --duration "$DURATION" --mail-budget "$MAIL_BUDGET" \
+        --report "$main_json" --plot "${main_json%.json}.svg" || status=$?
+
+    say "$db: looking for the knee"
+    rate=$KNEE_START
+    knee=""
+    knee_json=""
+    steps=()
+    while awk -v r="$rate" -v m="$KNEE_MAX" 'BEGIN { exit !(r <= m) }'; do
+        json="$RUNS/$db-knee-$rate.json"
+        knee_step "$rate" "$json"
+        p99=$(field "$json" .all.p99_ms)
+        errors=$(field "$json" .errors)
+        achieved=$(field "$json" .achieved_rate)
+        steps+=("| $rate | $(printf %.0f "$achieved") | $(printf %.2f "$(field "$json" .all.p50_ms)") | $(printf %.2f "$p99") | $errors |")
+        echo "bench: $rate arrivals/s: p99 $p99 ms, $errors errors" >&2
+        knee_json=$json
+        if [ "$errors" != 0 ] || awk -v p="$p99" -v m="$KNEE_P99_MS" 'BEGIN { exit !(p > m) }'; then
+            break
+        fi
+        knee=$rate
+        rate=$(awk -v r="$rate" -v f="$KNEE_FACTOR" 'BEGIN { printf "%d", r * f }')
+    done
+
+    {
+        echo
+        echo "## $db"
+        echo
+        echo "Default mix at $RATE arrivals/s for $DURATION (loadgen exit status $status; plot \`$(basename "${main_json%.json}.svg")\`):"
+        echo
+        echo "| endpoint | requests | errors | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms |"
+        echo "|---|---|---|---|---|---|---|---|"
+        jq -r 'def r: . * 100 | round / 100;
+            (.endpoints | to_entries[] | [.key, .value.requests, .value.errors] + (.value.latency | [.p50_ms, .p90_ms, .p99_ms, .p99_9_ms, .max_ms] | map(r))),
+            (["all", .requests, .errors] + (.all | [.p50_ms, .p90_ms, .p99_ms, .p99_9_ms, .max_ms] | map(r)))
+            | "| " + (map(tostring) | join(" | ")) + " |"' "$main_json"
+        echo
+        jq -r '"Achieved \(.achieved_rate | floor) requests/s; \(.shop.orders_per_s * 10 | floor / 10) orders/s, \(.shop.payments_per_s * 10 | floor / 10) payments/s. Consistency: \([.consistency[] | "\(.name) \(.verdict)"] | join(", "))."' "$main_json"
+        echo
+        echo "Knee (p99 ≤ $KNEE_P99_MS ms and no error): **${knee:-below $KNEE_START} arrivals/s**."
+        echo
+        echo "| arrivals/s | achieved req/s | p50 ms | p99 ms | errors |"
+        echo "|---|---|---|---|---|"
+        printf '%s\n' "${steps[@]}"
+        echo
+        echo "Per process: start-up (exec to first /readyz 200, polled every ~0.1 s), RSS idle and peak, and CPU during the last knee step ($(basename "$knee_json"), $((knee_wall / 1000)) s):"
+        echo
+        echo "| process | start-up ms | RSS idle MiB | RSS peak MiB | CPU s | share of one core |"
+        echo "|---|---|---|---|---|---|"
+        tck=$(getconf CLK_TCK)
+        for s in "${SHOP_SERVICES[@]}" loadgen; do
+            cpu=$(awk -v t="${knee_cpu[$s]:-0}" -v h="$tck" 'BEGIN { printf "%.2f", t / h }')
+            share=$(awk -v t="${knee_cpu[$s]:-0}" -v h="$tck" -v w="$knee_wall" 'BEGIN { if (w > 0) printf "%.0f %%", t / h / (w / 1000) * 100; else print "-" }')
+            if [ "$s" = loadgen ]; then
+                echo "| loadgen (the generator) | - | - | - | $cpu | $share |"
+            else
+                echo "| $s | ${SHOP_START_MS[$s]:--} | ${idle[$s]} | $(rss_mib "${pids[$s]}" VmHWM) | $cpu | $share |"
+            fi
+        done
+    } >>"$REPORT"
+    shop_stop
+done
+
+cp "$REPORT" "$OUT"
+say "report: $OUT (runs in $RUNS)"
+cat "$OUT"

@@ -1,0 +1,163 @@
+# Starts and stops the shop with the launcher for the load scripts
+# (loadgen/smoke.sh, bench/shop.sh); sourced, not run.
+#
+#   shop_start BIN_DIR WORK_DIR DB [NAME=VALUE...]
+#       DB is `sqlite` or a PostgreSQL URL (a fresh database per service is
+#       created beside it and dropped by shop_stop). The settings are put in
+#       the launcher's environment, which its children inherit. Sets
+#       SHOP_URL (the balancer), SHOP_BASE (the port base), SHOP_DATA and
+#       SHOP_LOG.
+#   shop_wait_ready
+#       Waits (90 s at most) until every service answers its own /readyz and
+#       the balancer has a healthy replica in every pool; records in
+#       SHOP_START_MS[name] how long each took from exec to its first 200.
+#   shop_pid NAME          the process id of a service (or `balancer`)
+#   shop_loadgen BIN_DIR ARGS…  the generator against this shop, checks on
+#   shop_stop              SIGINT to the launcher, SIGKILL after 20 s;
+#                          drops the databases; returns non-zero if
+#                          anything had to be killed
+# shellcheck shell=bash
+
+SHOP_SERVICES=(users products cart mailer stats payments-mock balancer)
+declare -A SHOP_OFFSET=([users]=1 [products]=2 [cart]=3 [mailer]=4 [stats]=5 [payments-mock]=6 [balancer]=80)
+declare -A SHOP_PREFIX=([users]=USERS [products]=PRODUCTS [cart]=CART [mailer]=MAILER [stats]=STATS [payments-mock]=PAYMENTS)
+declare -A SHOP_START_MS=()
+SHOP_LAUNCHER=""
+SHOP_DATABASES=()
+SHOP_DB_URL=""
+
+# A port base whose seven ports are free, below the kernel's ephemeral
+# range so outgoing connections cannot take them (as e2e/fuzz.sh picks it).
+shop_pick_base() {
+    python3 - <<'EOF'
+import random, socket
+def free(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(200):
+    base = random.randrange(200, 320) * 100
+    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80)):
+        print(base)
+        break
+else:
+    raise SystemExit("no free port base between 20000 and 32000")
+EOF
+}
+
+shop_start() {
+    local bin=$1 work=$2 db=$3
+    shift 3
+    SHOP_BASE=$(shop_pick_base)
+    SHOP_URL="http://127.0.0.1:$((SHOP_BASE + 80))"
+    SHOP_DATA="$work/data"
+    SHOP_LOG="$work/launcher.log"
+    SHOP_START_MS=()
+    local env=()
+    if [ "$db" != sqlite ]; then
+        SHOP_DB_URL=$db
+        local service name
+        for service in "${!SHOP_PREFIX[@]}"; do
+            name="load_$(echo "${SHOP_PREFIX[$service]}" | tr '[:upper:]' '[:lower:]')_$$_${RANDOM}"
+            psql "$db" -qc "CREATE DATABASE $name"
+            SHOP_DATABASES+=("$name")
+            env+=("${SHOP_PREFIX[$service]}_DATABASE_URL=${db%/*}/$name")
+        done
+    fi
+    # A clean environment for the shop: CARGO would make the launcher build.
+    env -u CARGO RUST_LOG="${RUST_LOG:-warn}" "${env[@]}" "$@" \
+        "$bin/launcher" --data-dir "$SHOP_DATA" --port-base "$SHOP_BASE" --bin-dir "$bin" \
+        >"$SHOP_LOG" 2>&1 &
+    SHOP_LAUNCHER=$!
+}
+
+shop_pid() {
+    cat "$SHOP_DATA/run/$1.pid" 2>/dev/null
+}
+
+# Milliseconds since boot, and a process's start in milliseconds since boot
+# (field 22 of /proc/PID/stat, in clock ticks).
+shop_now_ms() {
+    awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime
+}
+shop_started_ms() {
+    local ticks
+    ticks=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }') || return 1
+    [ -n "$ticks" ] && echo $((ticks * 1000 / $(getconf CLK_TCK)))
+}
+
+shop_wait_ready() {
+    local service pid started waiting
+    for _ in $(seq 1 1800); do
+        kill -0 "$SHOP_LAUNCHER" 2>/dev/null || { echo "the launcher exited; its log:" >&2; tail -n 40 "$SHOP_LOG" >&2; return 1; }
+        waiting=0
+        for service in "${SHOP_SERVICES[@]}"; do
+            [ -n "${SHOP_START_MS[$service]:-}" ] && continue
+            if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$((SHOP_BASE + SHOP_OFFSET[$service]))/readyz" 2>/dev/null; then
+                pid=$(shop_pid "$service") && started=$(shop_started_ms "$pid") &&
+                    SHOP_START_MS[$service]=$(($(shop_now_ms) - started))
+            else
+                waiting=1
+            fi
+        done
+        if [ "$waiting" = 0 ] &&
+            curl -fsS "$SHOP_URL/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "the shop was not ready within 90 s; its log:" >&2
+    tail -n 40 "$SHOP_LOG" >&2
+    return 1
+}
+
+shop_stop() {
+    local status=0 db
+    if [ -n "$SHOP_LAUNCHER" ] && kill -0 "$SHOP_LAUNCHER" 2>/dev/null; then
+        kill -INT "$SHOP_LAUNCHER" 2>/dev/null || true
+        for _ in $(seq 1 200); do
+            kill -0 "$SHOP_LAUNCHER" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$SHOP_LAUNCHER" 2>/dev/null; then
+            echo "the launcher did not stop within 20 s; killing it" >&2
+            kill -KILL "$SHOP_LAUNCHER" 2>/dev/null || true
+            status=1
+        fi
+    fi
+    SHOP_LAUNCHER=""
+    # Nothing the launcher started may outlive it.
+    local pidfile pid
+    for pidfile in "$SHOP_DATA"/run/*.pid; do
+        [ -e "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if kill -0 "$pid" 2>/dev/null && grep -qz "$SHOP_DATA" "/proc/$pid/environ" 2>/dev/null; then
+            echo "$(basename "$pidfile" .pid) (pid $pid) outlived the launcher" >&2
+            kill -KILL "$pid" 2>/dev/null || true
+            status=1
+        fi
+    done
+    for db in "${SHOP_DATABASES[@]}"; do
+        psql "$SHOP_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    done
+    SHOP_DATABASES=()
+    return "$status"
+}
+
+# Runs BIN_DIR/loadgen against this shop with its consistency checks
+# pointed at the shop's outbox and stats service (the internal key goes by
+# environment, not on the command line); further arguments are passed on.
+shop_loadgen() {
+    local bin=$1
+    shift
+    LOADGEN_INTERNAL_KEY="$(cat "$SHOP_DATA/secrets/internal_key")" \
+        "$bin/loadgen" --base "$SHOP_URL" \
+        --mail-dir "$SHOP_DATA/outbox" \
+        --stats-url "http://127.0.0.1:$((SHOP_BASE + SHOP_OFFSET[stats]))" \
+        "$@"
+}
