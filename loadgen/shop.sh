@@ -26,7 +26,8 @@ SHOP_LAUNCHER=""
 SHOP_DATABASES=()
 SHOP_DB_URL=""
 
-# A port base whose seven ports are free, below the kernel's ephemeral
+# A port base whose eight ports (BASE+1..6, the balancer's BASE+80 and its
+# admin listener's BASE+81) are free, below the kernel's ephemeral
 # range so outgoing connections cannot take them (as e2e/fuzz.sh picks it).
 shop_pick_base() {
     python3 - <<'EOF'
@@ -42,7 +43,7 @@ def free(port):
         s.close()
 for _ in range(200):
     base = random.randrange(200, 320) * 100
-    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80)):
+    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80, 81)):
         print(base)
         break
 else:
@@ -55,6 +56,8 @@ shop_start() {
     shift 3
     SHOP_BASE=$(shop_pick_base)
     SHOP_URL="http://127.0.0.1:$((SHOP_BASE + 80))"
+    # The balancer's admin listener: /metrics and /readyz with the pools.
+    SHOP_ADMIN_URL="http://127.0.0.1:$((SHOP_BASE + 81))"
     SHOP_DATA="$work/data"
     SHOP_LOG="$work/launcher.log"
     SHOP_START_MS=()
@@ -106,7 +109,7 @@ shop_wait_ready() {
             fi
         done
         if [ "$waiting" = 0 ] &&
-            curl -fsS "$SHOP_URL/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
+            curl -fsS "$SHOP_ADMIN_URL/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
             return 0
         fi
         sleep 0.05
