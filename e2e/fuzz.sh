@@ -16,6 +16,7 @@
 #   e2e/fuzz.sh                       # seed 20261127, 25 examples per operation
 #   FUZZ_SEED=1 FUZZ_EXAMPLES=100 e2e/fuzz.sh
 #   FUZZ_KEEP=1 e2e/fuzz.sh           # keep the data dir, logs and reports
+#   SHOP_BIN_DIR=target/release e2e/fuzz.sh   # these binaries, no build
 #   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test e2e/fuzz.sh
 #                                     # on PostgreSQL: a fresh database per
 #                                     # service, dropped afterwards
@@ -36,9 +37,13 @@ if ! command -v st >/dev/null 2>&1; then
 fi
 st --version
 
-say "building the workspace binaries"
-cargo build --workspace --bins --quiet
-BIN="$ROOT/target/debug"
+if [ -n "${SHOP_BIN_DIR:-}" ]; then
+    BIN=$(cd "$SHOP_BIN_DIR" && pwd)
+else
+    say "building the workspace binaries"
+    cargo build --workspace --bins --quiet
+    BIN="$ROOT/target/debug"
+fi
 
 # shellcheck source=e2e/shop.sh
 . "$ROOT/e2e/shop.sh"
