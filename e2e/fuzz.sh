@@ -37,16 +37,9 @@ if ! command -v st >/dev/null 2>&1; then
 fi
 st --version
 
-if [ -n "${SHOP_BIN_DIR:-}" ]; then
-    BIN=$(cd "$SHOP_BIN_DIR" && pwd)
-else
-    say "building the workspace binaries"
-    cargo build --workspace --bins --quiet
-    BIN="$ROOT/target/debug"
-fi
-
 # shellcheck source=e2e/shop.sh
 . "$ROOT/e2e/shop.sh"
+shop_binaries
 shop_prepare fuzz
 SHOP_KEEP="${FUZZ_KEEP:-}"
 shop_databases

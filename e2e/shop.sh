@@ -5,6 +5,8 @@
 # databases listed in DATABASES and keeping the data and log on failure (or
 # always when SHOP_KEEP is set).
 #
+#   shop_binaries              sets BIN: SHOP_BIN_DIR when set (no build), else a
+#                              debug build of the workspace's binaries
 #   shop_prepare NAME          sets WORK, DATA, LOG, BASE, SHOP (the balancer's URL) and
 #                              ADMIN (its admin listener: /metrics, /readyz with the pools)
 #   shop_databases             with TEST_DATABASE_URL set: a fresh PostgreSQL database
@@ -16,6 +18,17 @@
 DATABASES=()
 DB_ENV=()
 LAUNCHER=""
+
+shop_binaries() {
+    if [ -n "${SHOP_BIN_DIR:-}" ]; then
+        BIN=$(cd "$SHOP_BIN_DIR" && pwd)
+    else
+        echo "building the workspace binaries"
+        cargo build --workspace --bins --quiet
+        BIN="$(pwd)/target/debug"
+    fi
+    [ -x "$BIN/launcher" ] || { echo "no launcher in $BIN: build the workspace" >&2; exit 1; }
+}
 
 shop_prepare() {
     SHOP_NAME=$1

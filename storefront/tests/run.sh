@@ -37,17 +37,9 @@ fi
 say "the API client against openapi.json, and the pure helpers"
 (cd "$TESTS" && node --test contract.test.js units.test.js)
 
-if [ -n "${SHOP_BIN_DIR:-}" ]; then
-    BIN=$(cd "$SHOP_BIN_DIR" && pwd)
-else
-    say "building the workspace binaries"
-    cargo build --workspace --bins --quiet
-    BIN="$ROOT/target/debug"
-fi
-[ -x "$BIN/launcher" ] || { echo "storefront: no launcher in $BIN" >&2; exit 1; }
-
 # shellcheck source=e2e/shop.sh
 . "$ROOT/e2e/shop.sh"
+shop_binaries
 shop_prepare storefront
 SHOP_KEEP="${STOREFRONT_KEEP:-}"
 shop_databases
