@@ -35,29 +35,7 @@ shop_prepare() {
     WORK=$(mktemp -d -t "shop-$SHOP_NAME-XXXXXX")
     DATA="$WORK/data"
     LOG="$WORK/launcher.log"
-    # A port base whose eight ports (BASE+1..6, the balancer at BASE+80 and
-    # its admin listener at BASE+81) are free, below the kernel's ephemeral
-    # range so outgoing connections cannot take them.
-    BASE=$(python3 - <<'PY'
-import random, socket
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(200):
-    base = random.randrange(200, 320) * 100
-    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80, 81)):
-        print(base)
-        break
-else:
-    raise SystemExit("no free port base between 20000 and 32000")
-PY
-)
+    BASE=$(python3 "$(dirname "${BASH_SOURCE[0]}")/free_port_base.py")
     SHOP="http://127.0.0.1:$((BASE + 80))"
     ADMIN="http://127.0.0.1:$((BASE + 81))"
     trap stop_shop EXIT

@@ -26,29 +26,9 @@ SHOP_LAUNCHER=""
 SHOP_DATABASES=()
 SHOP_DB_URL=""
 
-# A port base whose eight ports (BASE+1..6, the balancer's BASE+80 and its
-# admin listener's BASE+81) are free, below the kernel's ephemeral
-# range so outgoing connections cannot take them (as e2e/fuzz.sh picks it).
+# A port base whose shop ports are all free (the one picker every script uses).
 shop_pick_base() {
-    python3 - <<'EOF'
-import random, socket
-def free(port):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(200):
-    base = random.randrange(200, 320) * 100
-    if all(free(base + o) for o in (1, 2, 3, 4, 5, 6, 80, 81)):
-        print(base)
-        break
-else:
-    raise SystemExit("no free port base between 20000 and 32000")
-EOF
+    python3 "$(dirname "${BASH_SOURCE[0]}")/../e2e/free_port_base.py"
 }
 
 shop_start() {
