@@ -104,7 +104,7 @@ pub async fn delete(state: Arc<State>, req: Req) -> HandlerResult {
     Ok(no_content())
 }
 
-/// `GET /products/?limit=&offset=&q=&category=&sort=`
+/// `GET /products/?limit=&offset=&q=&category=&ids=&sort=`
 pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
     let query = req.query();
     let page = PageParams::from_query(&query);

@@ -120,6 +120,12 @@ fn list_filter(filter: &ListQuery, first: usize) -> (String, Vec<String>) {
         sql.push_str(&format!(" AND category = ${}", first + values.len()));
         values.push(category.as_str().to_string());
     }
+    if let Some(ids) = &filter.ids {
+        let from = first + values.len();
+        let placeholders: Vec<String> = (from..from + ids.len()).map(|n| format!("${n}")).collect();
+        sql.push_str(&format!(" AND id IN ({})", placeholders.join(", ")));
+        values.extend(ids.iter().cloned());
+    }
     (sql, values)
 }
 

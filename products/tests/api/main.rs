@@ -3,6 +3,7 @@
 //! with `TEST_DATABASE_URL=postgres://…`.
 
 mod auth;
+mod batch;
 mod caching;
 mod categories;
 mod concurrency;
