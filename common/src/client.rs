@@ -1,6 +1,12 @@
-//! The outbound HTTP client: one reqwest client per process (connection
-//! pooling), connect and request timeouts, the current request id passed
+//! The outbound HTTP client: one reqwest client (one connection pool) per
+//! service, connect and request timeouts, the current request id passed
 //! on, and typed errors that map onto the right problem status.
+//!
+//! A service builds its [`HttpClient`] once at start and hands clones to
+//! everything that calls out (its outbox, its typed clients): a clone
+//! shares the pool, so connections to a neighbour are reused across them.
+//! [`HttpClient::with_timeout`] gives a clone on the same pool with another
+//! whole-request timeout (the outbox waits longer than a request handler).
 
 use std::time::Duration;
 
@@ -13,6 +19,8 @@ use crate::request_id;
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// How long one request may take in all, connecting included.
+    timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,20 +70,35 @@ impl From<ClientError> for ApiError {
 }
 
 impl HttpClient {
+    /// Builds a connection pool: call it once per service (or tool) and
+    /// clone the result. The connect timeout belongs to the pool (reqwest
+    /// has no per-request one); the request timeout to this handle.
     pub fn new(connect_timeout: Duration, request_timeout: Duration) -> Self {
         let inner = reqwest::Client::builder()
             .connect_timeout(connect_timeout)
-            .timeout(request_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .expect("building a reqwest client with static settings");
-        HttpClient { inner }
+        HttpClient {
+            inner,
+            timeout: request_timeout,
+        }
     }
 
-    /// A request builder carrying the current `X-Request-Id`, if any.
+    /// A clone on the same connection pool whose requests may take up to
+    /// `request_timeout` in all.
+    pub fn with_timeout(&self, request_timeout: Duration) -> Self {
+        HttpClient {
+            inner: self.inner.clone(),
+            timeout: request_timeout,
+        }
+    }
+
+    /// A request builder with this handle's timeout, carrying the current
+    /// `X-Request-Id`, if any.
     pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let rb = self.inner.request(method, url);
+        let rb = self.inner.request(method, url).timeout(self.timeout);
         match request_id::current() {
             Some(id) => rb.header(request_id::HEADER, id),
             None => rb,

@@ -21,6 +21,10 @@ use crate::client::{ClientError, HttpClient};
 use crate::db::Db;
 use crate::time::now_ms;
 
+/// How long one delivery may take in all: a receiver is given longer than
+/// a request handler gives a dependency, as nobody waits on the answer.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// common's own migrations (the outbox table); run by [`Db::connect`].
 pub fn migrations() -> Migrator {
     sqlx::migrate!("./migrations")

@@ -34,7 +34,7 @@ use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
-use common::outbox::{Auth, Outbox, Target};
+use common::outbox::{Auth, Outbox, Target, DELIVERY_TIMEOUT};
 use common::{App, Router};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -83,7 +83,7 @@ impl Payments {
             sqlx::migrate!("./migrations"),
         )
         .await?;
-        let client = HttpClient::new(Duration::from_secs(2), Duration::from_secs(10));
+        let client = HttpClient::new(Duration::from_secs(2), DELIVERY_TIMEOUT);
         let targets = HashMap::from([(
             WEBHOOK_TARGET.to_string(),
             Target {

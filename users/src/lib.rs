@@ -35,7 +35,7 @@ use common::auth::TokenKeys;
 use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
-use common::outbox::{Auth, Outbox, OutboxOptions, Target};
+use common::outbox::{Auth, Outbox, OutboxOptions, Target, DELIVERY_TIMEOUT};
 use common::{App, Router};
 use tokio::net::TcpListener;
 
@@ -93,7 +93,7 @@ impl Users {
             sqlx::migrate!("./migrations"),
         )
         .await?;
-        let client = HttpClient::new(Duration::from_secs(2), Duration::from_secs(10));
+        let client = HttpClient::new(Duration::from_secs(2), DELIVERY_TIMEOUT);
         let targets = HashMap::from([
             (
                 "mailer".to_string(),
