@@ -30,7 +30,7 @@ use common::client::ClientError;
 use common::time::now_ms;
 use serde_json::json;
 
-use crate::clients::{PaymentsError, ProductError};
+use crate::clients::PaymentsError;
 use crate::domain::{new_id, Order, OrderLine, OrderStatus};
 use crate::store::{Completion, Message, StoreError};
 use crate::State;
@@ -84,9 +84,14 @@ pub async fn checkout(
     let mut gone = Vec::new();
     let mut items = Vec::with_capacity(lines.len());
     let mut currencies: Vec<String> = Vec::new();
-    for (line, product) in lines.iter().zip(state.products.get_many(&ids).await) {
+    let products = state
+        .products
+        .get_many(&ids)
+        .await
+        .map_err(CheckoutError::ProductsUnavailable)?;
+    for (line, product) in lines.iter().zip(products) {
         match product {
-            Ok(p) => {
+            Some(p) => {
                 if !currencies.contains(&p.currency) {
                     currencies.push(p.currency.clone());
                 }
@@ -98,8 +103,7 @@ pub async fn checkout(
                     quantity: line.quantity,
                 });
             }
-            Err(ProductError::NotFound) => gone.push(line.product_id.clone()),
-            Err(ProductError::Unavailable(e)) => return Err(CheckoutError::ProductsUnavailable(e)),
+            None => gone.push(line.product_id.clone()),
         }
     }
     if !gone.is_empty() {

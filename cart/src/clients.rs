@@ -4,18 +4,24 @@
 //! the request id passed on, and a dependency that is down becomes an
 //! error the handlers answer `503` — never `500`, never a hang.
 
-use std::time::Duration;
+use std::collections::HashMap;
 
 use common::client::{ClientError, HttpClient};
-use futures::StreamExt;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::Product;
 
-/// How many product reads one cart read runs at once.
-const PRODUCT_CONCURRENCY: usize = 16;
+/// Most ids products' batch read (`GET /products/?ids=`) takes at once;
+/// also its largest page, so one request answers for every id it names.
+const BATCH: usize = 100;
+
+/// The part of products' list envelope a batch read needs.
+#[derive(Deserialize)]
+struct ProductPage {
+    items: Vec<Product>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProductError {
@@ -32,9 +38,10 @@ pub struct ProductsClient {
 }
 
 impl ProductsClient {
-    pub fn new(base_url: &str, connect_timeout: Duration, timeout: Duration) -> Self {
+    /// `http` is the service's one client (shared connection pool).
+    pub fn new(http: HttpClient, base_url: &str) -> Self {
         ProductsClient {
-            http: HttpClient::new(connect_timeout, timeout),
+            http,
             base_url: base_url.trim_end_matches('/').to_string(),
         }
     }
@@ -54,16 +61,25 @@ impl ProductsClient {
         }
     }
 
-    /// Reads several products concurrently (bounded); answers in the order
-    /// of `ids`.
-    pub async fn get_many(&self, ids: &[String]) -> Vec<Result<Product, ProductError>> {
-        // Owned ids in `async move` blocks: a closure borrowing each id
-        // trips the compiler's higher-ranked lifetime check in Send futures.
-        futures::stream::iter(ids.to_vec())
-            .map(|id| async move { self.get(&id).await })
-            .buffered(PRODUCT_CONCURRENCY)
-            .collect()
-            .await
+    /// Reads several products with one batch request per [`BATCH`] ids
+    /// (one for any cart), `GET /products/?ids=…`; answers in the order of
+    /// `ids`, `None` for a product products does not list (deleted or
+    /// never made). `ids` must be canonical UUIDs, as stored lines hold.
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<Product>>, ClientError> {
+        let mut found: HashMap<String, Product> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH) {
+            let url = format!(
+                "{}/products/?limit={BATCH}&ids={}",
+                self.base_url,
+                chunk.join(",")
+            );
+            let page: ProductPage = self
+                .http
+                .json(self.http.request(reqwest::Method::GET, &url))
+                .await?;
+            found.extend(page.items.into_iter().map(|p| (p.id.clone(), p)));
+        }
+        Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
     }
 }
 
@@ -118,14 +134,10 @@ fn is_safe_id(id: &str) -> bool {
 }
 
 impl PaymentsClient {
-    pub fn new(
-        base_url: &str,
-        server_key: &str,
-        connect_timeout: Duration,
-        timeout: Duration,
-    ) -> Self {
+    /// `http` is the service's one client (shared connection pool).
+    pub fn new(http: HttpClient, base_url: &str, server_key: &str) -> Self {
         PaymentsClient {
-            http: HttpClient::new(connect_timeout, timeout),
+            http,
             base_url: base_url.trim_end_matches('/').to_string(),
             server_key: server_key.to_string(),
         }

@@ -60,7 +60,7 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "upstream_connect_timeout",
         Some("1s"),
-        "How long connecting to products or payments may take",
+        "How long connecting to another service (products, payments, the mailer, stats) may take",
     ),
     Setting::new(
         "upstream_timeout",

@@ -174,20 +174,21 @@ pub async fn add_item(state: Arc<State>, mut req: Req) -> HandlerResult {
 }
 
 /// `GET /user/{uid}/cart/`: every line with its product's current name and
-/// price, read from products concurrently.
+/// price, read from products in one batch request.
 pub async fn cart(state: Arc<State>, req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
     let lines = state.store.lines(&uid).await?;
     let ids: Vec<String> = lines.iter().map(|l| l.product_id.clone()).collect();
-    let mut items = Vec::with_capacity(lines.len());
-    for (line, product) in lines.iter().zip(state.products.get_many(&ids).await) {
-        let product = match product {
-            Ok(p) => Some(p),
-            Err(ProductError::NotFound) => None,
-            Err(e) => return Err(e.into()),
-        };
-        items.push(ItemView::new(line, product.as_ref()));
-    }
+    let products = state
+        .products
+        .get_many(&ids)
+        .await
+        .map_err(products_unavailable)?;
+    let items = lines
+        .iter()
+        .zip(&products)
+        .map(|(line, product)| ItemView::new(line, product.as_ref()))
+        .collect();
     Ok(json_response(StatusCode::OK, &CartView::new(items)))
 }
 

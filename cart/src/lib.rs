@@ -2,7 +2,8 @@
 //! with [`Cart::start`] and serve it on a listener they bound.
 //!
 //! Carts live in this service's database; products' names and prices are
-//! read from the products service; checkout turns a cart into an order
+//! read from the products service (one batch read per cart, `GET
+//! /products/?ids=…`); checkout turns a cart into an order
 //! with an invoice at the payment provider ([`checkout`]); orders become
 //! paid by the provider's signed webhook or by reconciliation ([`payment`]);
 //! emails and stats events go out through the outbox.
@@ -44,7 +45,7 @@ use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
-use common::outbox::{Auth, Outbox, Target};
+use common::outbox::{Auth, Outbox, Target, DELIVERY_TIMEOUT};
 use common::time::now_ms;
 use common::token_versions::{self, TokenVersions};
 use common::{App, Router};
@@ -116,9 +117,12 @@ impl Cart {
                 },
             ),
         ]);
+        // One connection pool for every call out: products, payments and
+        // the outbox's deliveries to the mailer and stats.
+        let http = HttpClient::new(config.upstream_connect_timeout, config.upstream_timeout);
         let outbox = Outbox::new(
             db.clone(),
-            HttpClient::new(Duration::from_secs(2), Duration::from_secs(10)),
+            http.with_timeout(DELIVERY_TIMEOUT),
             targets,
             config.outbox.clone(),
         );
@@ -126,17 +130,8 @@ impl Cart {
             // This service only verifies tokens, so their lifetime is moot.
             keys: config.base.token_keys(0),
             versions: TokenVersions::new(db.clone()),
-            products: ProductsClient::new(
-                &config.products_url,
-                config.upstream_connect_timeout,
-                config.upstream_timeout,
-            ),
-            payments: PaymentsClient::new(
-                &config.payments_url,
-                &config.payments_key,
-                config.upstream_connect_timeout,
-                config.upstream_timeout,
-            ),
+            products: ProductsClient::new(http.clone(), &config.products_url),
+            payments: PaymentsClient::new(http, &config.payments_url, &config.payments_key),
             idempotency: Idempotency::new(db.clone(), config.idempotency.clone()),
             store: Store { db },
             outbox: outbox.clone(),

@@ -139,6 +139,8 @@ where
 pub struct Recorded {
     pub method: http::Method,
     pub path: String,
+    /// The query string without its `?`; empty when there is none.
+    pub query: String,
     pub headers: http::HeaderMap,
     pub body: bytes::Bytes,
     pub status: u16,
@@ -162,30 +164,119 @@ impl Recorded {
 
 type Answer = dyn Fn(&Recorded, &[Recorded]) -> u16 + Send + Sync;
 
-/// A loopback HTTP server standing in for a neighbour service (the
-/// mailer, stats, the cart's webhook): it records every request and
-/// answers `{}` with the status `answer` picks from the request and the
-/// ones before it — so a test can make the first deliveries fail.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>;
+
+type Reply = http::Response<http_body_util::Full<bytes::Bytes>>;
+
+/// A loopback HTTP server that records every request: standing in for a
+/// neighbour service ([`Recorder::start`]: the mailer, stats, the cart's
+/// webhook), or relaying to a real one ([`Recorder::relay`]) so a test can
+/// count the calls one service makes to another.
 pub struct Recorder {
     server: Running,
-    seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+    seen: Log,
 }
 
 impl Recorder {
+    /// Answers `{}` with the status `answer` picks from the request and the
+    /// ones before it — so a test can make the first deliveries fail.
     pub async fn start<A>(answer: A) -> Recorder
     where
         A: Fn(&Recorded, &[Recorded]) -> u16 + Send + Sync + 'static,
     {
-        use http_body_util::BodyExt;
-        let seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>> = Default::default();
-        let log = seen.clone();
         let answer: std::sync::Arc<Answer> = std::sync::Arc::new(answer);
+        Recorder::serve(move |mut request, log| {
+            let answer = answer.clone();
+            async move {
+                let mut log = crate::sync::lock(&log);
+                request.status = answer(&request, &log);
+                let status = http::StatusCode::from_u16(request.status)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                log.push(request);
+                let mut resp = http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from_static(b"{}"),
+                ));
+                *resp.status_mut() = status;
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
+        })
+        .await
+    }
+
+    /// Passes every request on to `target` (`http://127.0.0.1:PORT`)
+    /// unchanged and its answer back (`502` when it cannot be reached):
+    /// the test counts calls without standing in for either side.
+    pub async fn relay(target: &str) -> Recorder {
+        let target = target.trim_end_matches('/').to_string();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("a reqwest client");
+        Recorder::serve(move |mut request, log| {
+            let (client, target) = (client.clone(), target.clone());
+            async move {
+                let query = match request.query.as_str() {
+                    "" => String::new(),
+                    q => format!("?{q}"),
+                };
+                let mut headers = request.headers.clone();
+                headers.remove(http::header::HOST);
+                let answer = client
+                    .request(
+                        request.method.clone(),
+                        format!("{target}{}{query}", request.path),
+                    )
+                    .headers(headers)
+                    .body(request.body.clone())
+                    .send()
+                    .await;
+                let mut resp = http::Response::new(http_body_util::Full::default());
+                *resp.status_mut() = http::StatusCode::BAD_GATEWAY;
+                if let Ok(answer) = answer {
+                    *resp.status_mut() = answer.status();
+                    for (name, value) in answer.headers() {
+                        // The body is passed on whole: its framing is ours.
+                        if ![
+                            http::header::TRANSFER_ENCODING,
+                            http::header::CONTENT_LENGTH,
+                            http::header::CONNECTION,
+                        ]
+                        .contains(name)
+                        {
+                            resp.headers_mut().append(name, value.clone());
+                        }
+                    }
+                    *resp.body_mut() =
+                        http_body_util::Full::new(answer.bytes().await.unwrap_or_default());
+                }
+                request.status = resp.status().as_u16();
+                crate::sync::lock(&log).push(request);
+                resp
+            }
+        })
+        .await
+    }
+
+    /// Serves on a loopback port: each request is read whole into a
+    /// [`Recorded`] and `handle` answers it (and logs it).
+    async fn serve<H, Fut>(handle: H) -> Recorder
+    where
+        H: Fn(Recorded, Log) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        use http_body_util::BodyExt;
+        let seen: Log = Default::default();
+        let log = seen.clone();
         let server = spawn(move |listener, shutdown| {
             crate::server::serve(
                 listener,
                 crate::server::ServerOptions::default(),
                 move |req: http::Request<hyper::body::Incoming>, _| {
-                    let (log, answer) = (log.clone(), answer.clone());
+                    let (log, handle) = (log.clone(), handle.clone());
                     async move {
                         let (parts, body) = req.into_parts();
                         let body = body
@@ -193,27 +284,15 @@ impl Recorder {
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let mut request = Recorded {
+                        let request = Recorded {
                             method: parts.method,
                             path: parts.uri.path().to_string(),
+                            query: parts.uri.query().unwrap_or_default().to_string(),
                             headers: parts.headers,
                             body,
                             status: 0,
                         };
-                        let mut log = crate::sync::lock(&log);
-                        request.status = answer(&request, &log);
-                        let status = http::StatusCode::from_u16(request.status)
-                            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-                        log.push(request);
-                        let mut resp = http::Response::new(http_body_util::Full::new(
-                            bytes::Bytes::from_static(b"{}"),
-                        ));
-                        *resp.status_mut() = status;
-                        resp.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static("application/json"),
-                        );
-                        resp
+                        handle(request, log).await
                     }
                 },
                 shutdown,
@@ -231,6 +310,11 @@ impl Recorder {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         crate::sync::lock(&self.seen).clone()
+    }
+
+    /// Forgets the requests so far.
+    pub fn clear(&self) {
+        crate::sync::lock(&self.seen).clear();
     }
 }
 

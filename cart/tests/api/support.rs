@@ -205,6 +205,16 @@ impl Shop {
         self.cart = start_cart(self.cart_config.clone(), listener).await;
     }
 
+    /// Puts a recording relay between the cart and products (restarting
+    /// the cart on its port), so a test can count the cart's calls.
+    pub async fn relay_products(&mut self) -> Recorder {
+        let relay = Recorder::relay(&self.products.url("")).await;
+        self.cart_config.products_url = relay.url("");
+        self.stop_cart().await;
+        self.start_cart_again().await;
+        relay
+    }
+
     pub async fn stop_products(&mut self) {
         self.products.stop().await;
     }
