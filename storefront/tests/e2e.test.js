@@ -3,8 +3,11 @@
 // SHOP_URL): the whole shopper journey, a double-clicked and a retried
 // checkout making one order, a revoked or tampered token sending the shopper
 // to the login page with the cart kept, per-field errors beside their fields,
-// a phone-sized screen without horizontal scroll, and the first load's
-// weight. Screenshots go to artifacts/.
+// the account page's 403s for a missing or wrong current password (not a
+// failed login: the shopper stays logged in), a loading state on requests,
+// failing API answers shown as messages, labelled controls, a phone-sized
+// screen without horizontal scroll, and the first load's weight.
+// Screenshots go to artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -160,14 +163,22 @@ test("the shopper's journey: register, browse, search, cart, declined and good c
   // Pagination lives in the URL and survives a reload.
   const all = await someProducts();
   const total = (await api('GET', '/products/?limit=1')).body.total;
-  if (total > 12) {
-    await page.getByRole('link', { name: /Next/ }).click();
-    await page.waitForURL(/page=2/);
-    await page.reload();
-    await page.locator('.grid .card').first().waitFor({ timeout: WAIT });
-    assert.match(await page.locator('.summary').textContent(), /^13–/);
-    assert.match(await page.locator('.pager [aria-current=page]').textContent(), /Page 2 of/);
-  }
+  assert.ok(total > 12, `the demo catalog fills more than one page of 12 (it has ${total})`);
+  // The grid's pictures are the catalog's, and they load.
+  const firstImage = page.locator('.grid .card img').first();
+  assert.equal(new URL(await firstImage.getAttribute('src'), SHOP).pathname, all[0].image_url);
+  await page.waitForFunction(() => {
+    const img = document.querySelector('.grid .card img');
+    return img && img.complete && img.naturalWidth > 0;
+  }, null, { timeout: WAIT });
+  await page.getByRole('link', { name: /Next/ }).click();
+  await page.waitForURL(/page=2/);
+  await page.reload();
+  await page.locator('.grid .card').first().waitFor({ timeout: WAIT });
+  assert.match(await page.locator('.summary').textContent(), /^13–/);
+  assert.match(await page.locator('.pager [aria-current=page]').textContent(), /Page 2 of/);
+  const pageTwo = (await api('GET', '/products/?limit=12&offset=12')).body.items.map((p) => p.name);
+  assert.deepEqual(await page.locator('.card-name').allTextContents(), pageTwo);
 
   // Sort by price, low to high: the URL says so and the grid is in order.
   await page.goto(site('/'));
@@ -177,17 +188,26 @@ test("the shopper's journey: register, browse, search, cart, declined and good c
   const prices = (await page.locator('.card-price').allTextContents()).map(cents);
   assert.deepEqual(prices, [...prices].sort((a, b) => a - b), 'sorted by price');
   assert.equal(prices[0], Math.min(...all.map((p) => p.price_cents)));
+  // By name and by newest: the grid shows the API's first page in that order.
+  for (const sort of ['name_asc', 'newest']) {
+    await page.getByLabel('Sort by').selectOption(sort);
+    await page.waitForURL(new RegExp(`sort=${sort}`));
+    const expected = (await api('GET', `/products/?limit=12&sort=${sort}`)).body.items.map((p) => p.name);
+    await page.waitForFunction((want) => [...document.querySelectorAll('.grid .card-name')].map((e) => e.textContent).join('\n') === want,
+      expected.join('\n'), { timeout: WAIT }).catch(() => {});
+    assert.deepEqual(await page.locator('.card-name').allTextContents(), expected, `sorted by ${sort}`);
+  }
 
   // A category narrows the grid to that category.
   const category = all[0].category;
-  if (category) {
-    await page.locator('.categories a', { hasText: new RegExp(`^${category.replace(/-/g, ' ')}`, 'i') }).first().click();
-    await page.waitForURL(new RegExp(`category=${category}`));
-    await page.locator('.grid .card').first().waitFor({ timeout: WAIT });
-    const names = await page.locator('.card-name').allTextContents();
-    const expected = all.filter((p) => p.category === category).map((p) => p.name);
-    assert.deepEqual(new Set(names), new Set(expected.slice(0, 12)));
-  }
+  assert.ok(category, 'products have a category');
+  await page.goto(site('/'));
+  await page.locator('.categories a', { hasText: new RegExp(`^${category.replace(/-/g, ' ')}`, 'i') }).first().click();
+  await page.waitForURL(new RegExp(`category=${category}`));
+  await page.locator('.grid .card').first().waitFor({ timeout: WAIT });
+  const names = await page.locator('.card-name').allTextContents();
+  const expected = all.filter((p) => p.category === category).map((p) => p.name);
+  assert.deepEqual(new Set(names), new Set(expected.slice(0, 12)));
 
   // Search.
   const target = all.find((p) => p.stock > 5) || all[0];
@@ -203,6 +223,12 @@ test("the shopper's journey: register, browse, search, cart, declined and good c
   await page.locator('.card-link', { hasText: target.name }).first().click();
   await page.getByRole('heading', { name: target.name }).waitFor({ timeout: WAIT });
   assert.match(await page.locator('.stock').textContent(), /in stock|left/i);
+  assert.equal(await page.locator('.product .description').textContent(), target.description);
+  assert.equal(cents(await page.locator('.product .price').textContent()), target.price_cents);
+  await page.waitForFunction(() => {
+    const img = document.querySelector('.product img.hero');
+    return img && img.complete && img.naturalWidth > 0;
+  }, null, { timeout: WAIT });
   await page.getByLabel('Quantity').fill('2');
   await page.getByRole('button', { name: 'Add to cart' }).click();
   await page.getByText(/Added 2 ×/).waitFor({ timeout: WAIT });
@@ -288,10 +314,20 @@ test("the shopper's journey: register, browse, search, cart, declined and good c
   await page.getByLabel('Name').waitFor({ timeout: WAIT });
   assert.equal(new URL(page.url()).pathname, '/shop/account');
 
-  // Log out, then log in with the new password; the name stuck.
+  // A new email (with the current password): saved, still logged in.
+  const newEmail = email('journey-renamed');
+  await page.getByLabel('Email').fill(newEmail);
+  await page.getByLabel('Current password').fill(newPassword);
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByText('Your changes were saved.').waitFor({ timeout: WAIT });
+  await page.reload();
+  await page.getByLabel('Email').waitFor({ timeout: WAIT });
+  assert.equal(await page.getByLabel('Email').inputValue(), newEmail);
+
+  // Log out, then log in with the new email and password; the name stuck.
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.getByText('You have been logged out.').waitFor({ timeout: WAIT });
-  await loginUI(page, { email: me.email, password: newPassword });
+  await loginUI(page, { email: newEmail, password: newPassword });
   await page.goto(site('/shop/account'));
   assert.equal(await page.getByLabel('Name').inputValue(), 'Ann Renamed');
 });
@@ -515,4 +551,182 @@ test('keyboard only: search, open a product and add it to the cart', async (t) =
   await page.getByText(/Added 1 ×/).waitFor({ timeout: WAIT });
   const cart = await api('GET', `/user/${me.id}/cart/`, { token: me.token });
   assert.equal(cart.body.items.length, 1);
+});
+
+test('the account page: a missing or wrong current password is shown as such, and the shopper stays logged in', async (t) => {
+  const page = await open(t);
+  const me = await shopper('current');
+  await loginUI(page, me);
+  await page.goto(site('/shop/account'));
+  await page.getByLabel('Email').waitFor({ timeout: WAIT });
+  const stored = () => page.evaluate(() => JSON.parse(localStorage.getItem('shop.session')));
+  const session = await stored();
+  const currentError = page.locator('.field[data-field=current_password] .field-error');
+  const problemBox = page.locator('form.account .form-problem [role=alert]');
+
+  /** What a shopper who stays logged in sees: the account page, the header, a live token. */
+  async function stillLoggedIn(what) {
+    assert.equal(new URL(page.url()).pathname, '/shop/account', `${what}: left the account page`);
+    assert.ok(await page.getByRole('button', { name: 'Log out' }).isVisible(), `${what}: logged out`);
+    assert.deepEqual(await stored(), session, `${what}: the session changed`);
+    const user = await api('GET', `/user/${me.id}`, { token: me.token });
+    assert.equal(user.status, 200, `${what}: the token no longer works`);
+    assert.equal(user.body.email, me.email, `${what}: the email changed`);
+  }
+
+  // A new email without the current password: 403 current_password_required.
+  await page.getByLabel('Email').fill(email('unconfirmed'));
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('form.account .form-problem [role=alert][data-code=current_password_required]').waitFor({ timeout: WAIT });
+  assert.match(await problemBox.textContent(), /current password/i);
+  assert.doesNotMatch(await problemBox.textContent(), /wrong email or password|email or password is wrong|log ?in/i, 'headlined as a failed login');
+  assert.match(await currentError.textContent(), /current password/i);
+  assert.equal(await page.getByLabel('Current password').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.getByLabel('Current password').evaluate((el) => el === document.activeElement), true, 'focus on the field to fix');
+  await stillLoggedIn('no current password');
+  await shot(page, 'account-current-password-required');
+
+  // A new password with a wrong current password: 403 invalid_credentials,
+  // which here is no failed login: no "wrong email or password", no logout.
+  await page.getByLabel('Email').fill(me.email);
+  await page.getByLabel('New password').fill('a brand new passphrase');
+  await page.getByLabel('Current password').fill('not my password at all');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('form.account .form-problem [role=alert][data-code=invalid_credentials]').waitFor({ timeout: WAIT });
+  assert.match(await problemBox.textContent(), /current password is not right/i);
+  assert.doesNotMatch(await problemBox.textContent(), /wrong email or password|email or password is wrong|log ?in/i, 'headlined as a failed login');
+  assert.match(await currentError.textContent(), /current password is not right/i);
+  await stillLoggedIn('a wrong current password');
+  await shot(page, 'account-wrong-current-password');
+
+  // A reload still shows the account, and the right password then works
+  // (so the wrong one changed nothing); the old messages go. Every attempt
+  // counts against the login limit (5 a minute per email), so the test
+  // makes no more than it needs: two logins, two checks, one login again.
+  await page.reload();
+  await page.getByLabel('New password').waitFor({ timeout: WAIT });
+  await stillLoggedIn('a reload');
+  await page.getByLabel('New password').fill('a brand new passphrase');
+  await page.getByLabel('Current password').fill(me.password);
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByText('Your changes were saved.').waitFor({ timeout: WAIT });
+  assert.equal(await problemBox.count(), 0);
+  assert.equal(await currentError.textContent(), '');
+  // The page logged in again with the new password (a new password ends
+  // the account's sessions): a reload stays on the account.
+  assert.notDeepEqual(await stored(), session);
+  await page.reload();
+  await page.getByLabel('Email').waitFor({ timeout: WAIT });
+  assert.equal(new URL(page.url()).pathname, '/shop/account');
+});
+
+test('every request shows a loading state, and a failing API shows its problem, never a blank page or raw JSON', async (t) => {
+  const page = await open(t);
+  const me = await shopper('loading');
+  const [p] = await someProducts();
+
+  // A slow catalog: the page says it is loading, and the header's busy bar runs.
+  const list = /\/products\/\?/;
+  let release;
+  const held = new Promise((r) => (release = r));
+  await page.route(list, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto(site('/'));
+  await page.locator('.results .loading', { hasText: /Loading/ }).waitFor({ timeout: WAIT });
+  assert.ok(await page.evaluate(() => document.documentElement.classList.contains('busy')), 'no busy state while loading');
+  release();
+  await page.locator('.grid .card').first().waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => !document.documentElement.classList.contains('busy'), null, { timeout: WAIT });
+  await page.unroute(list);
+
+  // A button sending a request is disabled and says so until the answer.
+  await loginUI(page, me);
+  await page.goto(site(`/shop/products/${p.id}`));
+  let releaseAdd;
+  const heldAdd = new Promise((r) => (releaseAdd = r));
+  await page.route('**/cart/', async (route) => {
+    if (route.request().method() === 'POST') await heldAdd;
+    await route.continue();
+  });
+  await page.getByRole('button', { name: 'Add to cart' }).click();
+  const adding = page.locator('#add-to-cart');
+  await page.waitForFunction(() => document.querySelector('#add-to-cart').textContent === 'Adding…', null, { timeout: WAIT });
+  assert.ok(await adding.isDisabled());
+  assert.equal(await adding.getAttribute('aria-busy'), 'true');
+  releaseAdd();
+  await page.getByText(/Added 1 ×/).waitFor({ timeout: WAIT });
+  assert.ok(await adding.isEnabled());
+  await page.unroute('**/cart/');
+
+  // The catalog failing with a problem+json: its headline and detail, and a retry.
+  await page.route(list, (route) => route.fulfill({
+    status: 503,
+    contentType: 'application/problem+json',
+    body: JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503, code: 'products_unavailable', detail: 'The products service is restarting.' }),
+  }));
+  await page.goto(site('/'));
+  const box = page.locator('.results [role=alert][data-code=products_unavailable]');
+  await box.waitFor({ timeout: WAIT });
+  assert.match(await box.textContent(), /catalog is unavailable/i);
+  assert.match(await box.textContent(), /restarting/);
+  await page.unroute(list);
+  await box.getByRole('button', { name: 'Try again' }).click();
+  await page.locator('.grid .card').first().waitFor({ timeout: WAIT });
+
+  // A page whose API answers something that is not JSON at all (a proxy's
+  // HTML error page): a readable message, not the HTML and not a blank page.
+  await page.route(`**/product/${p.id}`, (route) => route.fulfill({ status: 502, contentType: 'text/html', body: '<html><body><h1>502 Bad Gateway</h1>{"raw":true}</body></html>' }));
+  await page.goto(site(`/shop/products/${p.id}`));
+  await page.getByRole('heading', { name: 'Something went wrong' }).waitFor({ timeout: WAIT });
+  await page.locator('main [role=alert]').waitFor({ timeout: WAIT });
+  const text = await page.locator('main').textContent();
+  assert.doesNotMatch(text, /<html|\{"raw"/, 'the raw answer is on the page');
+  assert.ok(await page.getByRole('link', { name: 'Back to the shop' }).isVisible());
+  await page.unroute(`**/product/${p.id}`);
+
+  // A product that does not exist: a page saying so, with a way back.
+  await page.goto(site(`/shop/products/${crypto.randomUUID()}`));
+  await page.getByRole('heading', { name: 'This product is no longer available' }).waitFor({ timeout: WAIT });
+  assert.ok(await page.getByRole('link', { name: 'Browse the catalog' }).isVisible());
+  // An address the storefront does not know: its own not-found page.
+  await page.goto(site('/shop/no-such-page'));
+  await page.getByRole('heading', { name: 'Page not found' }).waitFor({ timeout: WAIT });
+});
+
+test('every form control on every page has a label', async (t) => {
+  const page = await open(t);
+  const me = await shopper('labels');
+  const [p] = await someProducts();
+  await api('POST', `/user/${me.id}/cart/`, { token: me.token, body: { product_id: p.id, quantity: 1 } });
+  /** Inputs, selects and buttons in <main> without an accessible name. */
+  const unlabelled = () => page.evaluate(() => [...document.querySelectorAll('main input, main select, main textarea, main button')]
+    .filter((el) => el.type !== 'hidden')
+    .filter((el) => !((el.labels && el.labels.length) || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent.trim())))
+    .map((el) => el.outerHTML.slice(0, 120)));
+  const pages = [
+    ['/shop/register', () => page.getByRole('button', { name: 'Create account' })],
+    ['/shop/login', () => page.getByRole('button', { name: 'Log in' })],
+    ['/', () => page.locator('.grid .card').first()],
+    [`/shop/products/${p.id}`, () => page.getByRole('button', { name: 'Add to cart' })],
+  ];
+  for (const [path, ready] of pages) {
+    await page.goto(site(path));
+    await ready().waitFor({ timeout: WAIT });
+    assert.deepEqual(await unlabelled(), [], `unlabelled controls on ${path}`);
+  }
+  await loginUI(page, me);
+  for (const [path, ready] of [
+    ['/shop/cart', () => page.getByRole('button', { name: 'Check out' })],
+    ['/shop/account', () => page.getByRole('button', { name: 'Save changes' })],
+  ]) {
+    await page.goto(site(path));
+    await ready().waitFor({ timeout: WAIT });
+    assert.deepEqual(await unlabelled(), [], `unlabelled controls on ${path}`);
+  }
+  await page.goto(site('/shop/cart'));
+  await page.getByRole('button', { name: 'Check out' }).click();
+  await page.locator('#pay').waitFor({ timeout: WAIT });
+  assert.deepEqual(await unlabelled(), [], 'unlabelled controls on the order page');
 });

@@ -67,10 +67,14 @@ const HEADLINES = {
   products_unavailable: 'The catalog is unavailable right now',
 };
 
-/** The error box for an ApiError (or any Error): title, detail, and a role to be read out. */
+/**
+ * The error box for an ApiError (or any Error): title, detail, and a role to
+ * be read out. A page that knows better what a code means where it stands
+ * passes `err.headline` (the API's code stays on the box's data-code).
+ */
 export function errorBox(err, extra) {
   const p = (err && err.problem) || { title: 'Something went wrong', detail: err && err.message ? err.message : '' };
-  const title = HEADLINES[p.code] || p.title || 'Something went wrong';
+  const title = (err && err.headline) || HEADLINES[p.code] || p.title || 'Something went wrong';
   const detail = p.detail && p.detail !== title ? p.detail : '';
   return h('div.alert.error', { role: 'alert', 'data-code': p.code || '' },
     h('strong', title), detail && h('p', detail), extra);

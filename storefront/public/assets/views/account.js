@@ -58,10 +58,13 @@ export default async function account(main) {
         changed();
       } catch (err) {
         if (err.status === 401) return;
-        // A wrong or missing current password belongs beside that field.
-        if (err.code === 'current_password_required' || (err.status === 403 && err.code === 'invalid_credentials')) {
+        // A wrong or missing current password belongs beside that field,
+        // headlined as such: here invalid_credentials is not a failed login
+        // (the shopper stays logged in), so login's headline would mislead.
+        if (err.status === 403 && (err.code === 'current_password_required' || err.code === 'invalid_credentials')) {
           const msg = err.code === 'invalid_credentials' ? 'The current password is not right.' : 'Enter your current password to change your email or password.';
-          return showFormError(form, { problem: { ...err.problem, code: '', title: msg, detail: '' }, fieldErrors: { current_password: msg } });
+          f.current_password.value = '';
+          return showFormError(form, { problem: { ...err.problem, detail: '' }, headline: msg, fieldErrors: { current_password: msg } });
         }
         showFormError(form, err);
       }
