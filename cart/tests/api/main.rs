@@ -1283,6 +1283,9 @@ async fn interrupted_checkout(
 ) -> String {
     let pool = shop.cart_db().await;
     let id = uuid::Uuid::now_v7().to_string();
+    // One transaction, as checkout writes them: two separate statements
+    // let the running sweep see (and settle) an order with no items yet.
+    let mut tx = pool.begin().await.unwrap();
     sqlx::query(
         "INSERT INTO orders (id, user_id, email, checkout_key, amount_cents, currency, status, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, 'USD', 'creating', $6, $6)",
@@ -1293,7 +1296,7 @@ async fn interrupted_checkout(
     .bind(key.map(str::to_string))
     .bind(price * quantity)
     .bind(created_at)
-    .execute(&pool)
+    .execute(&mut *tx)
     .await
     .unwrap();
     sqlx::query(
@@ -1305,9 +1308,10 @@ async fn interrupted_checkout(
     .bind(product_id)
     .bind(price)
     .bind(quantity)
-    .execute(&pool)
+    .execute(&mut *tx)
     .await
     .unwrap();
+    tx.commit().await.unwrap();
     pool.close().await;
     id
 }
