@@ -17,8 +17,11 @@
 //! - [`body`]: the streaming request and response bodies.
 //! - [`deadlines`]: every request's deadline on one timer per worker.
 //! - [`metrics`]: per-route metrics with handles registered once.
+//! - [`accept`] and [`served`]: the proxy workers' accept loop, tuned past
+//!   common's plain one (no per-request timers, hang-ups from the poller).
 //! - this file: [`Balancer::start`] and serving on the bound listeners.
 
+pub mod accept;
 pub mod admin;
 pub mod body;
 pub mod config;
@@ -28,6 +31,7 @@ pub mod headers;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
+pub mod served;
 pub mod storefront;
 pub mod upstream;
 
@@ -35,7 +39,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use common::background::Tasks;
-use common::server::{serve, ServerOptions};
+use common::server::ServerOptions;
 use tokio::net::TcpListener;
 
 use crate::config::BalancerConfig;
@@ -103,7 +107,8 @@ impl Balancer {
     }
 }
 
-/// One worker's accept loop: `common`'s server with the proxy as handler.
+/// One worker's accept loop: the tuned [`accept::serve`] with the proxy as
+/// handler.
 pub async fn serve_worker(
     proxy: Arc<Proxy>,
     listener: TcpListener,
@@ -111,7 +116,7 @@ pub async fn serve_worker(
     shutdown: impl Future<Output = ()>,
 ) {
     spawn_sweeper(Arc::downgrade(&proxy));
-    serve(
+    accept::serve(
         listener,
         options,
         move |req, peer| {

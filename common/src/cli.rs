@@ -47,11 +47,11 @@ impl Binary {
     }
 }
 
-/// Raises this process's soft limit on open files to its hard limit. Each
-/// client connection takes two descriptors (the socket and the duplicate
-/// `common::served` watches for hang-ups), and a soft limit of 1024 — the
-/// default of many shells and of systemd — would cap a service at about
-/// 500 connections however high its hard limit.
+/// Raises this process's soft limit on open files to its hard limit. A
+/// soft limit of 1024 — the default of many shells and of systemd — would
+/// cap a service below its `max_connections` however high its hard limit
+/// (and the balancer's workers take two descriptors per client connection:
+/// the socket and the duplicate `balancer::served` watches for hang-ups).
 pub fn raise_open_file_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => log::debug!("open-file limit: {limit}"),

@@ -8,8 +8,8 @@
 //! - Starting a service: [`config`] (layered settings), [`service`] (the
 //!   settings every service has, generated secrets), [`cli`] (flags, logging,
 //!   the start-up sequence behind `service_binary!`), [`logging`].
-//! - Serving: [`server`] and [`served`] (the accept loop, connection limits,
-//!   idle and slow-header cut-off, graceful drain), [`app`] (built-in
+//! - Serving: [`server`] (the plain hyper-util accept loop: connection
+//!   limits, slow-header and idle cut-off, graceful drain), [`app`] (built-in
 //!   `/healthz` `/readyz` `/metrics`, request ids, the access log, errors
 //!   and panics → problem+json), [`router`], [`request`], [`request_id`],
 //!   [`shutdown`], [`metrics`].
@@ -43,7 +43,6 @@ pub mod request;
 pub mod request_id;
 pub mod retry;
 pub mod router;
-pub mod served;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -18,7 +18,7 @@
 //! progress (see [`Watched::hang_up_with`]). hyper notices that itself by
 //! reading the socket mid-request, but each such read first reserves a
 //! fresh 8 KiB buffer (the old one is still shared with the request's
-//! header values); `common::server` turns that read off (`half_close`)
+//! header values); `crate::accept` turns that read off (`half_close`)
 //! and lets the poller's `EPOLLRDHUP` tell instead.
 
 use std::future::Future;
@@ -35,7 +35,7 @@ use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use crate::sync::lock;
+use common::sync::lock;
 
 /// The connections of one accept loop.
 pub struct Served {
@@ -356,7 +356,7 @@ async fn sweep(registry: Weak<Registry>, tick: Duration, limit_ticks: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::eventually;
+    use common::testing::eventually;
     use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
 
