@@ -91,6 +91,9 @@ fn sample_runtime() {
 /// shows 0 rather than no data, and an alert on `increase(...) > 0` sees
 /// the first event, which a series born at 1 would hide.
 pub fn zero_counter(name: &'static str, label: Option<(&'static str, &[&'static str])>) {
+    // Components start before their App installs the recorder; without
+    // one, these would go nowhere.
+    handle();
     match label {
         None => metrics::counter!(name).increment(0),
         Some((label, values)) => {

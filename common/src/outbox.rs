@@ -135,6 +135,8 @@ impl Outbox {
         targets: HashMap<String, Target>,
         options: OutboxOptions,
     ) -> Self {
+        // Before the App that installs the recorder otherwise exists.
+        crate::metrics::handle();
         for target in targets.keys() {
             for name in [
                 "outbox_delivered_total",

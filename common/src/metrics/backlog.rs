@@ -48,6 +48,8 @@ pub fn set(
     waiting: i64,
     oldest_ms: Option<i64>,
 ) {
+    // A queue's loop may run before its service's App installs the recorder.
+    super::handle();
     metrics::gauge!(count, labels).set(waiting as f64);
     let seconds = oldest_ms
         .map(|t| (crate::time::now_ms() - t).max(0) as f64 / 1000.0)
