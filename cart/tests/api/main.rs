@@ -3,6 +3,7 @@
 //! recording loopback receiver. Each test gets its own databases (SQLite,
 //! or PostgreSQL when `TEST_DATABASE_URL` is set).
 
+mod metrics;
 mod revocation;
 mod support;
 
