@@ -177,6 +177,22 @@ impl Writer {
     }
 }
 
+/// The event counters, at 0 from the start (see
+/// `common::metrics::zero_counter`): a first lost event is then an increase.
+pub fn zero_counters() {
+    for name in [
+        "stats_events_accepted_total",
+        "stats_events_refused_total",
+        "stats_queue_full_waits_total",
+        "stats_events_written_total",
+        "stats_events_duplicate_total",
+        "stats_events_lost_total",
+        "stats_batches_written_total",
+    ] {
+        common::metrics::zero_counter(name, None);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,21 +227,5 @@ mod tests {
         assert_eq!(pushing.await.unwrap(), Ok(()));
         rx.close();
         assert_eq!(ingest.push(event(4), wait).await, Err(PushError::Closed));
-    }
-}
-
-/// The event counters, at 0 from the start (see
-/// `common::metrics::zero_counter`): a first lost event is then an increase.
-pub fn zero_counters() {
-    for name in [
-        "stats_events_accepted_total",
-        "stats_events_refused_total",
-        "stats_queue_full_waits_total",
-        "stats_events_written_total",
-        "stats_events_duplicate_total",
-        "stats_events_lost_total",
-        "stats_batches_written_total",
-    ] {
-        common::metrics::zero_counter(name, None);
     }
 }
