@@ -3,7 +3,8 @@
 # .ci/run after the release build:
 #
 #   1. installs Debian's `prometheus` (prometheus and promtool) if missing;
-#   2. `promtool check rules` and `promtool test rules` on deploy/prometheus/rules/;
+#   2. `promtool check rules` on deploy/prometheus/rules/ and `promtool test rules`
+#      on deploy/prometheus/tests/;
 #   3. starts the shop (e2e/shop.sh) and drives a shopper's journey through
 #      the balancer: register, log in, browse, cart, checkout, a declined and
 #      a good payment, a repeated one, until the order is paid;
@@ -42,7 +43,7 @@ promtool --version 2>&1 | head -n1
 say "promtool check rules"
 promtool check rules "$RULES/shop.yml"
 say "promtool test rules"
-promtool test rules "$RULES/shop_test.yml"
+promtool test rules deploy/prometheus/tests/shop_test.yml
 
 say "the dashboard is JSON with queries"
 python3 - "$DASHBOARD" <<'EOF'
