@@ -120,14 +120,29 @@ impl Pending {
     }
 }
 
-/// An upstream failure, by pool and kind (connect, reset, timeout, …).
+/// The kinds of [`upstream_error`].
+const ERROR_KINDS: [&str; 3] = ["connect", "timeout", "broken"];
+
+/// An upstream failure, by pool and kind (one of [`ERROR_KINDS`]).
 pub fn upstream_error(pool: &str, kind: &'static str) {
+    debug_assert!(ERROR_KINDS.contains(&kind));
+    upstream_errors(pool, kind).increment(1);
+}
+
+/// A pool's error counters, at 0 from its start: a dashboard shows 0
+/// errors rather than no data, and the first error is an increase.
+pub fn zero_pool(pool: &str) {
+    for kind in ERROR_KINDS {
+        upstream_errors(pool, kind).increment(0);
+    }
+}
+
+fn upstream_errors(pool: &str, kind: &'static str) -> Counter {
     metrics::counter!(
         "balancer_upstream_errors_total",
         "pool" => pool.to_string(),
         "kind" => kind
     )
-    .increment(1);
 }
 
 /// A second attempt, by pool and why.

@@ -139,6 +139,10 @@ impl Pool {
                     })
                 })
                 .collect();
+        for r in &replicas {
+            set_gauge(&spec.name, r, r.is_healthy());
+        }
+        crate::metrics::zero_pool(&spec.name);
         Pool {
             name: spec.name.clone(),
             upstreams: spec.upstreams.clone(),
@@ -236,6 +240,7 @@ impl Pool {
                 replica.origin
             );
             set_gauge(&self.name, replica, false);
+            count_ejection(&self.name, replica, "connect_error");
         }
     }
 
@@ -266,6 +271,7 @@ impl Pool {
                     replica.origin
                 );
                 set_gauge(&self.name, replica, false);
+                count_ejection(&self.name, replica, "health_check");
             }
         }
     }
@@ -325,6 +331,8 @@ impl Pool {
     }
 }
 
+/// The replica's health gauge; its ejection counters are made to exist
+/// (at 0) with it, so the first ejection is a visible increase.
 fn set_gauge(pool: &str, replica: &Replica, healthy: bool) {
     metrics::gauge!(
         "balancer_upstream_healthy",
@@ -332,6 +340,25 @@ fn set_gauge(pool: &str, replica: &Replica, healthy: bool) {
         "replica" => replica.addr.to_string()
     )
     .set(if healthy { 1.0 } else { 0.0 });
+    for cause in ["connect_error", "health_check"] {
+        ejections(pool, replica, cause).increment(0);
+    }
+}
+
+/// A replica taken out of its pool, by `cause`: an alert on the rate of
+/// these catches a flapping replica that the health gauge, sampled every
+/// scrape, may miss.
+fn count_ejection(pool: &str, replica: &Replica, cause: &'static str) {
+    ejections(pool, replica, cause).increment(1);
+}
+
+fn ejections(pool: &str, replica: &Replica, cause: &'static str) -> metrics::Counter {
+    metrics::counter!(
+        "balancer_upstream_ejections_total",
+        "pool" => pool.to_string(),
+        "replica" => replica.addr.to_string(),
+        "cause" => cause
+    )
 }
 
 /// The client of the health checker: no pooling, so every check opens a

@@ -61,6 +61,25 @@ pub enum CheckoutError {
     Store(#[from] StoreError),
 }
 
+impl CheckoutError {
+    /// A short, fixed label for metrics (`cart_orders_abandoned_total`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CheckoutError::CartEmpty => "cart_empty",
+            CheckoutError::CartChanged => "cart_changed",
+            CheckoutError::ProductsGone(_) => "products_gone",
+            CheckoutError::MixedCurrencies(_) => "mixed_currencies",
+            CheckoutError::AmountTooLarge => "amount_too_large",
+            CheckoutError::KeyInUse => "key_in_use",
+            CheckoutError::ProductsUnavailable(_) => "products_unavailable",
+            CheckoutError::PaymentsUnavailable(_) => "payments_unavailable",
+            CheckoutError::InvoiceMismatch => "invoice_mismatch",
+            CheckoutError::InvoiceRejected(_) => "invoice_rejected",
+            CheckoutError::Store(_) => "store",
+        }
+    }
+}
+
 /// Checks out `user_id`'s cart. `email` is where the confirmation will go;
 /// `checkout_key` is the client's Idempotency-Key, prefixed with the caller.
 pub async fn checkout(
@@ -262,6 +281,7 @@ pub async fn finish(state: &State, mut order: Order) -> Result<Order, CheckoutEr
 async fn give_up(state: &State, order: &Order, err: CheckoutError) -> Result<Order, CheckoutError> {
     if state.store.abandon(&order.id).await? {
         log::info!("order {} abandoned: {err}", order.id);
+        metrics::counter!("cart_orders_abandoned_total", "reason" => err.reason()).increment(1);
         return Err(err);
     }
     match settled(state, &order.id).await {

@@ -126,6 +126,7 @@ impl Cart {
             targets,
             config.outbox.clone(),
         );
+        zero_counters();
         let state = Arc::new(State {
             // This service only verifies tokens, so their lifetime is moot.
             keys: config.base.token_keys(0),
@@ -203,3 +204,27 @@ common::service_binary!(
         s.state.config.products_url, s.state.config.payments_url
     )
 );
+
+/// The order counters, at 0 from the start (see `common::metrics::zero_counter`).
+fn zero_counters() {
+    use common::metrics::zero_counter;
+    zero_counter("cart_orders_created_total", None);
+    zero_counter(
+        "cart_orders_paid_total",
+        Some(("source", &["webhook", "read", "sweep"])),
+    );
+    // The reasons a started order can be abandoned for (`checkout::give_up`).
+    zero_counter(
+        "cart_orders_abandoned_total",
+        Some((
+            "reason",
+            &[
+                "payments_unavailable",
+                "invoice_rejected",
+                "invoice_mismatch",
+                "cart_changed",
+                "cart_empty",
+            ],
+        )),
+    );
+}

@@ -146,6 +146,7 @@ impl Db {
                 .await
                 .map_err(DbError::Connect)?;
         }
+        sample_pool(&pool, max_connections.max(1));
         let db = Db { pool, backend };
         db.migrate(crate::outbox::migrations()).await?;
         db.migrate(migrations).await?;
@@ -178,6 +179,20 @@ impl Db {
             .map(|_: AnyQueryResult| ())
             .map_err(|e| format!("database: {e}"))
     }
+}
+
+/// The pool's gauges, read at each scrape: connections in use (a query or
+/// transaction holds them) and idle, beside the most it opens; in use near
+/// the maximum means requests queue for a connection.
+fn sample_pool(pool: &AnyPool, max: u32) {
+    let pool = pool.clone();
+    crate::metrics::sample_on_render("db_pool", move || {
+        let (size, idle) = (pool.size(), pool.num_idle() as u32);
+        metrics::gauge!("db_pool_connections", "state" => "in_use")
+            .set(size.saturating_sub(idle) as f64);
+        metrics::gauge!("db_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("db_pool_max_connections").set(max as f64);
+    });
 }
 
 /// Creates a SQLite file's directory (0700) and the file itself (0600)

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientError, HttpClient};
 use crate::db::Db;
+use crate::metrics::backlog::{self, Refresh};
 use crate::time::now_ms;
 
 /// How long one delivery may take in all: a receiver is given longer than
@@ -82,6 +83,9 @@ pub struct OutboxOptions {
     pub lease: Duration,
     /// Delivered messages are deleted after this long.
     pub keep_delivered: Duration,
+    /// How often the backlog gauges (`outbox_pending_messages`,
+    /// `outbox_oldest_pending_age_seconds`) are read from the table.
+    pub backlog_every: Duration,
 }
 
 impl Default for OutboxOptions {
@@ -94,6 +98,7 @@ impl Default for OutboxOptions {
             // Longer than one delivery can take (the client's request timeout).
             lease: Duration::from_secs(30),
             keep_delivered: Duration::from_secs(7 * 24 * 3600),
+            backlog_every: crate::metrics::backlog::REFRESH_EVERY,
         }
     }
 }
@@ -109,6 +114,7 @@ pub struct Outbox {
     /// Targets whose retries wait at most this long instead of
     /// `options.max_backoff`.
     max_backoff_of: Arc<HashMap<String, Duration>>,
+    backlog: Arc<Refresh>,
 }
 
 enum Outcome {
@@ -133,11 +139,23 @@ impl Outbox {
         targets: HashMap<String, Target>,
         options: OutboxOptions,
     ) -> Self {
+        // Before the App that installs the recorder otherwise exists.
+        crate::metrics::handle();
+        for target in targets.keys() {
+            for name in [
+                "outbox_delivered_total",
+                "outbox_retries_total",
+                "outbox_rejected_total",
+            ] {
+                metrics::counter!(name, "target" => target.clone()).increment(0);
+            }
+        }
         Outbox {
             db,
             client,
             targets: Arc::new(targets),
             wake: Arc::new(Notify::new()),
+            backlog: Arc::new(Refresh::new(options.backlog_every)),
             options,
             max_backoff_of: Arc::default(),
         }
@@ -162,6 +180,9 @@ impl Outbox {
     pub async fn run(self, cancel: CancellationToken) {
         let mut last_cleanup = 0;
         loop {
+            if self.backlog.due() {
+                self.refresh_backlog().await;
+            }
             match self.deliver_due().await {
                 // A full batch means more may be waiting: go again at once.
                 Ok(n) if n as i64 >= self.options.batch => continue,
@@ -177,6 +198,42 @@ impl Outbox {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.options.poll_interval) => {}
             }
+        }
+    }
+
+    /// Sets the backlog gauges of every target: messages neither delivered
+    /// nor rejected, and the age of the oldest (what an alert watches: a
+    /// receiver down for long shows as a growing age).
+    async fn refresh_backlog(&self) {
+        let rows = match sqlx::query(
+            "SELECT target, CAST(COUNT(*) AS BIGINT) AS waiting, CAST(MIN(created_at) AS BIGINT) AS oldest \
+             FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL GROUP BY target",
+        )
+        .fetch_all(&self.db.pool)
+        .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                log::warn!("outbox: cannot read the backlog: {e}");
+                return;
+            }
+        };
+        let mut waiting: HashMap<String, (i64, Option<i64>)> = self
+            .targets
+            .keys()
+            .map(|t| (t.clone(), (0, None)))
+            .collect();
+        for r in &rows {
+            waiting.insert(r.get("target"), (r.get("waiting"), r.get("oldest")));
+        }
+        for (target, (count, oldest)) in waiting {
+            backlog::set(
+                "outbox_pending_messages",
+                "outbox_oldest_pending_age_seconds",
+                &[("target", target)],
+                count,
+                oldest,
+            );
         }
     }
 

@@ -116,6 +116,19 @@ pub fn fields(problem: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The sum of the samples of metric `name` in Prometheus text `text` over
+/// the series whose labels contain every one of `labels`
+/// (`target="mailer"`); `None` when no series matches.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let values: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 /// Polls `probe` every 25 ms until it yields a value; fails the test with
 /// `what` after `deadline`. Background work is awaited this way, never with
 /// a fixed sleep.

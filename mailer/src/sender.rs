@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use common::metrics::backlog::{self, Refresh};
 use common::time::now_ms;
 use futures::StreamExt;
 use lettre::message::header::ContentType;
@@ -39,6 +40,7 @@ pub struct Sender {
     send_timeout: Duration,
     lease: Duration,
     poll_interval: Duration,
+    backlog: Arc<Refresh>,
 }
 
 impl Sender {
@@ -48,6 +50,14 @@ impl Sender {
         transport: Transport,
         wake: Arc<Notify>,
     ) -> Self {
+        use common::metrics::zero_counter;
+        zero_counter("mailer_mails_failed_total", None);
+        zero_counter("mailer_send_retries_total", None);
+        zero_counter("mailer_mails_queued_total", None);
+        zero_counter(
+            "mailer_mails_sent_total",
+            Some(("transport", &[transport.name()])),
+        );
         Sender {
             store,
             transport,
@@ -59,6 +69,7 @@ impl Sender {
             send_timeout: config.send_timeout,
             lease: config.lease(),
             poll_interval: config.poll_interval,
+            backlog: Arc::new(Refresh::new(backlog::REFRESH_EVERY)),
         }
     }
 
@@ -68,6 +79,9 @@ impl Sender {
         loop {
             if stop.is_cancelled() {
                 return;
+            }
+            if self.backlog.due() {
+                self.refresh_backlog().await;
             }
             match self.send_due(&stop).await {
                 // A full batch means more may be due: go again at once.
@@ -80,6 +94,21 @@ impl Sender {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(self.poll_interval) => {}
             }
+        }
+    }
+
+    /// Sets the queue gauges (`mailer_queued_mails`,
+    /// `mailer_oldest_queued_age_seconds`).
+    async fn refresh_backlog(&self) {
+        match self.store.backlog().await {
+            Ok((waiting, oldest)) => backlog::set(
+                "mailer_queued_mails",
+                "mailer_oldest_queued_age_seconds",
+                &[],
+                waiting,
+                oldest,
+            ),
+            Err(e) => log::warn!("cannot read the mail queue's length: {e}"),
         }
     }
 

@@ -265,6 +265,18 @@ impl Store {
         Ok(())
     }
 
+    /// The queue: mails waiting to be sent, and when the oldest was queued.
+    pub async fn backlog(&self) -> Result<(i64, Option<i64>), sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS waiting, CAST(MIN(created_at) AS BIGINT) AS oldest \
+             FROM mails WHERE status = $1",
+        )
+        .bind(QUEUED)
+        .fetch_one(&self.db.pool)
+        .await?;
+        Ok((row.get("waiting"), row.get("oldest")))
+    }
+
     /// Deletes finished mail created before `before`; returns how many.
     pub async fn prune(&self, before: i64) -> Result<u64, sqlx::Error> {
         let result = sqlx::query("DELETE FROM mails WHERE status <> $1 AND created_at < $2")

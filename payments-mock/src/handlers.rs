@@ -67,6 +67,7 @@ pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
     let work = async move {
         let new = NewInvoice::parse(parse_json::<Value>(&body)?)?;
         let invoice = work_state.store.create(&new).await?;
+        metrics::counter!("payments_invoices_created_total").increment(1);
         log::info!(
             "created invoice {} for {} {}",
             invoice.id,
@@ -109,9 +110,11 @@ pub async fn pay(state: Arc<State>, mut req: Req) -> HandlerResult {
     let today = time::OffsetDateTime::now_utc();
     let card = Card::parse(&object(parse_json::<Value>(&body)?)?, today.year())?;
     if invoice.status == Status::Paid {
+        payment_outcome("already_paid");
         return Err(already_paid());
     }
     if let Err(decline) = card.authorize(today.year(), u8::from(today.month()).into()) {
+        payment_outcome(decline.code());
         log::info!(
             "payment of invoice {id} declined: {} ({} ending {})",
             decline.code(),
@@ -125,6 +128,7 @@ pub async fn pay(state: Arc<State>, mut req: Req) -> HandlerResult {
         last4: card.last4.clone(),
     };
     let paid = state.store.pay(&id, &summary).await?;
+    payment_outcome("paid");
     // The webhook is committed; start delivering it now, not at the next poll.
     state.outbox.notify();
     log::info!(
@@ -133,4 +137,10 @@ pub async fn pay(state: Arc<State>, mut req: Req) -> HandlerResult {
         summary.last4
     );
     Ok(json_response(StatusCode::OK, &paid))
+}
+
+/// Counts a card payment tried on a known invoice, by outcome: `paid`,
+/// `already_paid` or the decline code.
+fn payment_outcome(outcome: &'static str) {
+    metrics::counter!("payments_attempts_total", "outcome" => outcome).increment(1);
 }

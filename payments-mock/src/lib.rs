@@ -92,6 +92,8 @@ impl Payments {
             },
         )]);
         let outbox = Outbox::new(db.clone(), client, targets, config.outbox.clone());
+        common::metrics::zero_counter("payments_invoices_created_total", None);
+        common::metrics::zero_counter("payments_attempts_total", Some(("outcome", &["paid"])));
         let idempotency = Idempotency::new(db.clone(), config.idempotency.clone());
         let callers = config
             .server_keys

@@ -78,6 +78,7 @@ impl Stats {
         )
         .await?;
         let store = Store { db };
+        writer::zero_counters();
         let (ingest, writer) = writer::channel(
             store.clone(),
             config.queue_capacity,

@@ -142,7 +142,7 @@ impl Writer {
                         let repeats = batch.len() as u64 - written;
                         metrics::counter!("stats_events_duplicate_total").increment(repeats);
                     }
-                    metrics::histogram!("stats_batch_events").record(batch.len() as f64);
+                    metrics::counter!("stats_batches_written_total").increment(1);
                     batch.clear();
                     return;
                 }
@@ -174,6 +174,22 @@ impl Writer {
                 }
             }
         }
+    }
+}
+
+/// The event counters, at 0 from the start (see
+/// `common::metrics::zero_counter`): a first lost event is then an increase.
+pub fn zero_counters() {
+    for name in [
+        "stats_events_accepted_total",
+        "stats_events_refused_total",
+        "stats_queue_full_waits_total",
+        "stats_events_written_total",
+        "stats_events_duplicate_total",
+        "stats_events_lost_total",
+        "stats_batches_written_total",
+    ] {
+        common::metrics::zero_counter(name, None);
     }
 }
 

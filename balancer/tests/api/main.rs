@@ -595,6 +595,23 @@ async fn health_checks_eject_and_readmit_a_replica() {
         before,
         "an ejected replica gets no traffic"
     );
+    // The admin listener's metrics say so: replica addresses are this
+    // test's own, so the counts are exact.
+    let a_is = format!("replica=\"{}\"", a.addr());
+    let b_is = format!("replica=\"{}\"", b.addr());
+    let metrics = shop.admin_get("/metrics").await.text().await.unwrap();
+    let metric = |name, labels: &[&str]| common::testing::metric(&metrics, name, labels);
+    assert_eq!(metric("balancer_upstream_healthy", &[&a_is]), Some(0.0));
+    assert_eq!(metric("balancer_upstream_healthy", &[&b_is]), Some(1.0));
+    let ejections = "balancer_upstream_ejections_total";
+    assert_eq!(
+        metric(ejections, &[&a_is, "cause=\"health_check\""]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(ejections, &[&a_is, "cause=\"connect_error\""]),
+        Some(0.0)
+    );
 
     // Both out: 503 with Retry-After, until one comes back.
     b.state.healthy.store(false, Ordering::SeqCst);
@@ -614,6 +631,11 @@ async fn health_checks_eject_and_readmit_a_replica() {
     let resp = shop.get("/x").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-upstream"], "a");
+    let metrics = shop.admin_get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        common::testing::metric(&metrics, "balancer_upstream_healthy", &[&a_is]),
+        Some(1.0)
+    );
 }
 
 #[tokio::test]

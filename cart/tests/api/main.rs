@@ -4,6 +4,7 @@
 //! or PostgreSQL when `TEST_DATABASE_URL` is set).
 
 mod batch;
+mod metrics;
 mod revocation;
 mod support;
 

@@ -136,9 +136,5 @@ pub async fn counter(shop: &Shop, service: &str, name: &str, labels: &[&str]) ->
         .text()
         .await
         .unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::testing::metric(&text, name, labels).unwrap_or(0.0)
 }
