@@ -434,41 +434,38 @@ impl Proxy {
         scan: &mut headers::Scan,
         exchange: &Exchange,
     ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
-        if !telemetry::enabled() {
-            return self
-                .send_upstream(rule, pool, view, req, scan, exchange, None)
-                .await;
-        }
-        let trusted = scan.trace_context
-            && headers::is_trusted(&self.shared.config.trusted_proxies, exchange.peer.ip());
-        let parent = if trusted {
-            telemetry::extract(req.headers())
-        } else {
-            telemetry::Context::new()
-        };
         let method = req.method().clone();
-        let span = telemetry::span("proxy", telemetry::Kind::Server, || {
-            vec![
-                Attr::new("http.request.method", method.to_string()),
-                Attr::new("http.route", rule.name.clone()),
-                Attr::new("balancer.pool", pool.name.clone()),
-                Attr::new(
-                    "shop.request_id",
-                    exchange.rid.to_str().unwrap_or("").to_string(),
-                ),
-            ]
-        })
-        .parent(parent)
-        .start();
+        let span = telemetry::enabled()
+            .then(|| {
+                let trusted = scan.trace_context
+                    && headers::is_trusted(&self.shared.config.trusted_proxies, exchange.peer.ip());
+                let parent = if trusted {
+                    telemetry::extract(req.headers())
+                } else {
+                    telemetry::Context::new()
+                };
+                telemetry::span("proxy", telemetry::Kind::Server, || {
+                    vec![
+                        Attr::new("http.request.method", method.to_string()),
+                        Attr::new("http.route", rule.name.clone()),
+                        Attr::new("balancer.pool", pool.name.clone()),
+                        Attr::new(
+                            "shop.request_id",
+                            exchange.rid.to_str().unwrap_or("").to_string(),
+                        ),
+                    ]
+                })
+                .parent(parent)
+                .start()
+            })
+            .flatten();
+        let (upstream, resp) = self
+            .send_upstream(rule, pool, view, req, scan, exchange, span.as_ref())
+            .await;
         let Some(cx) = span else {
-            return self
-                .send_upstream(rule, pool, view, req, scan, exchange, None)
-                .await;
+            return (upstream, resp);
         };
         let _ = exchange.span.set(cx.span().span_context().clone());
-        let (upstream, resp) = self
-            .send_upstream(rule, pool, view, req, scan, exchange, Some(&cx))
-            .await;
         let s = cx.span();
         s.update_name(format!("{method} {}", rule.name));
         if let Some(addr) = upstream {
