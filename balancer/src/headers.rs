@@ -1,6 +1,6 @@
 //! Header rewriting: hop-by-hop removal (RFC 9110 §7.6.1), the
-//! `X-Forwarded-*` family (kept only from a trusted front proxy), request
-//! ids, and CORS.
+//! `X-Forwarded-*` family and W3C trace context (kept only from a trusted
+//! front proxy), request ids, and CORS.
 
 use std::net::IpAddr;
 
@@ -18,6 +18,8 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Hop-by-hop headers by name: RFC 9110's list plus the legacy
 /// `Keep-Alive` and `Proxy-Connection` that old clients still send.
@@ -109,6 +111,8 @@ pub struct Scan {
     pub forwarding: bool,
     /// Whether any hop-by-hop header is present.
     pub hop_by_hop: bool,
+    /// Whether `traceparent` or `tracestate` is present.
+    pub trace_context: bool,
 }
 
 /// Walks the headers once; the first line of a repeated header counts, as
@@ -136,6 +140,7 @@ pub fn scan(headers: &HeaderMap) -> Scan {
                 s.request_id.get_or_insert_with(|| value.clone());
             }
             "x-forwarded-for" => s.forwarded_for = true,
+            "traceparent" | "tracestate" => s.trace_context = true,
             "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip" => {
                 s.forwarding = true
             }
@@ -212,6 +217,12 @@ pub fn prepare_request(
         // Nothing of the balancer's own replaces these: they go.
         headers.remove(http::header::FORWARDED);
         headers.remove(X_REAL_IP);
+    }
+    if scan.trace_context && !trusted {
+        // A client may not pick the trace its request joins (nor flood a
+        // backend with "sampled" traces): the request starts a new one.
+        headers.remove(TRACEPARENT);
+        headers.remove(TRACESTATE);
     }
     let keep_forwarded_host = trusted && scan.forwarding && headers.contains_key(X_FORWARDED_HOST);
     let has_host = host.is_some();
@@ -466,6 +477,11 @@ mod tests {
             HeaderValue::from_static("for=3.3.3.3"),
         );
         h.insert(&X_REAL_IP, HeaderValue::from_static("4.4.4.4"));
+        h.insert(
+            &TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        h.insert(&TRACESTATE, HeaderValue::from_static("vendor=x"));
         let trusted: Vec<IpNet> = trusted
             .iter()
             .map(|t| common::config::parse_net(t).unwrap())
@@ -485,6 +501,11 @@ mod tests {
             assert_eq!(h[&X_FORWARDED_HOST], "shop.example");
             assert!(h.get(http::header::FORWARDED).is_none());
             assert!(h.get(&X_REAL_IP).is_none());
+            assert!(
+                h.get(&TRACEPARENT).is_none(),
+                "a client cannot pick the trace"
+            );
+            assert!(h.get(&TRACESTATE).is_none());
         }
     }
 
@@ -497,6 +518,8 @@ mod tests {
             assert_eq!(h[&X_FORWARDED_HOST], "front.example");
             assert_eq!(h[http::header::FORWARDED], "for=3.3.3.3");
             assert_eq!(h[&X_REAL_IP], "4.4.4.4");
+            assert!(h[&TRACEPARENT].to_str().unwrap().contains("4bf92f35"));
+            assert_eq!(h[&TRACESTATE], "vendor=x");
         }
         // An IPv4 peer seen on a dual-stack socket is the same peer.
         let h = forwarded_from("::ffff:10.0.0.1", &["10.0.0.0/8"]);

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
     }
     match run(config) {
         Ok(()) => {
+            common::telemetry::shutdown();
             log::info!("balancer stopped");
             ExitCode::SUCCESS
         }

@@ -12,11 +12,12 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::deadlines::Deadlines;
 use common::sync::lock;
+use common::telemetry::{self, Attr, SpanContext};
 use common::ApiError;
 use http::header::{
     HeaderName, HeaderValue, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION,
@@ -26,6 +27,7 @@ use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::body::{Body, Incoming};
+use opentelemetry::trace::TraceContextExt as _;
 
 use crate::body::{BodyShared, ClientFault, DownBody, UpBody};
 use crate::config::BalancerConfig;
@@ -123,6 +125,8 @@ struct Exchange {
     origin: Option<HeaderValue>,
     /// Set when the request has a body to relay.
     body_shared: Option<Arc<BodyShared>>,
+    /// The proxy span, for the access log line (tracing on only).
+    span: OnceLock<SpanContext>,
 }
 
 /// Which metric and log labels a request ends up with.
@@ -213,12 +217,14 @@ impl Proxy {
             rid,
             origin,
             body_shared,
+            span: OnceLock::new(),
         };
         let (label, upstream, mut resp) = self.dispatch(req, &mut scan, &exchange).await;
         let Exchange {
             rid,
             origin,
             body_shared,
+            span,
             ..
         } = exchange;
 
@@ -245,13 +251,23 @@ impl Proxy {
             .record(&self.shared.metrics, index, status, elapsed);
         if let Some((method, path)) = logged {
             let route_name = self.shared.metrics[index].route();
+            let upstream = upstream
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "-".into());
+            let rid = rid.to_str().unwrap_or("-");
+            let duration_ms = elapsed * 1000.0;
+            let (trace_id, span_id) = span
+                .get()
+                .map(|s| (s.trace_id().to_string(), s.span_id().to_string()))
+                .unwrap_or_default();
             // The query string is left out: it can carry search terms.
+            // With LOG_FORMAT=json the key-values are fields of the line.
             log::info!(
                 target: "access",
-                "{method} {path} {status} {:.2}ms route={route_name} upstream={} rid={} peer={peer}",
-                elapsed * 1000.0,
-                upstream.map(|a| a.to_string()).unwrap_or_else(|| "-".into()),
-                rid.to_str().unwrap_or("-"),
+                request_id = rid, method = method.as_str(), route = route_name, status = status,
+                duration_ms = duration_ms, upstream = upstream.as_str(), peer = peer.to_string().as_str(),
+                trace_id = trace_id.as_str(), span_id = span_id.as_str();
+                "{method} {path} {status} {duration_ms:.2}ms route={route_name} upstream={upstream} rid={rid} peer={peer}",
             );
         }
         resp
@@ -406,8 +422,9 @@ impl Proxy {
             .await
     }
 
-    /// Sends the request to a replica, retrying as the rules allow, until
-    /// the route's deadline counted from the request's start.
+    /// [`Self::send_upstream`] in the proxy span when tracing is on: a
+    /// child of the client's trace context if a trusted front sent one,
+    /// else the root of a new trace.
     async fn forward(
         &self,
         rule: &Rule,
@@ -416,6 +433,74 @@ impl Proxy {
         req: Request<Incoming>,
         scan: &mut headers::Scan,
         exchange: &Exchange,
+    ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
+        let method = req.method().clone();
+        let span = telemetry::enabled()
+            .then(|| {
+                let trusted = scan.trace_context
+                    && headers::is_trusted(&self.shared.config.trusted_proxies, exchange.peer.ip());
+                let parent = if trusted {
+                    telemetry::extract(req.headers())
+                } else {
+                    telemetry::Context::new()
+                };
+                telemetry::span("proxy", telemetry::Kind::Server, || {
+                    vec![
+                        Attr::new("http.request.method", method.to_string()),
+                        Attr::new("http.route", rule.name.clone()),
+                        Attr::new("balancer.pool", pool.name.clone()),
+                        Attr::new(
+                            "shop.request_id",
+                            exchange.rid.to_str().unwrap_or("").to_string(),
+                        ),
+                    ]
+                })
+                .parent(parent)
+                .start()
+            })
+            .flatten();
+        let (upstream, resp) = self
+            .send_upstream(rule, pool, view, req, scan, exchange, span.as_ref())
+            .await;
+        let Some(cx) = span else {
+            return (upstream, resp);
+        };
+        let _ = exchange.span.set(cx.span().span_context().clone());
+        let s = cx.span();
+        s.update_name(format!("{method} {}", rule.name));
+        if let Some(addr) = upstream {
+            s.set_attribute(Attr::new("upstream.address", addr.to_string()));
+        }
+        match &resp {
+            Ok(r) => s.set_attribute(Attr::new(
+                "http.response.status_code",
+                i64::from(r.status().as_u16()),
+            )),
+            Err(e) => {
+                s.set_attribute(Attr::new(
+                    "http.response.status_code",
+                    i64::from(e.status.as_u16()),
+                ));
+                telemetry::set_error(&cx, e.code.clone());
+            }
+        }
+        s.end();
+        (upstream, resp)
+    }
+
+    /// Sends the request to a replica, retrying as the rules allow, until
+    /// the route's deadline counted from the request's start. `span` is
+    /// the proxy span the upstream's `traceparent` names.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_upstream(
+        &self,
+        rule: &Rule,
+        pool: &Pool,
+        view: &PoolView,
+        req: Request<Incoming>,
+        scan: &mut headers::Scan,
+        exchange: &Exchange,
+        span: Option<&telemetry::Context>,
     ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
         let Exchange {
             peer,
@@ -437,6 +522,9 @@ impl Proxy {
             parts.uri.authority(),
         );
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
+        if let Some(cx) = span {
+            telemetry::inject(cx, &mut parts.headers);
+        }
         let method = parts.method.clone();
         // Only these may be sent twice: repeating them changes nothing.
         let idempotent = matches!(
@@ -519,6 +607,16 @@ impl Proxy {
             if attempt > 0 {
                 let reason = previous.as_ref().map(|p| p.1.reason()).unwrap_or("other");
                 crate::metrics::retry(&pool.name, reason);
+                if let Some(cx) = span {
+                    cx.span().add_event(
+                        "retry",
+                        vec![
+                            Attr::new("retry.reason", reason),
+                            Attr::new("retry.attempt", attempt as i64),
+                            Attr::new("upstream.address", replica.addr.to_string()),
+                        ],
+                    );
+                }
             }
             if !has_host {
                 // HTTP/1.1 requires one; a client without it (HTTP/1.0)

@@ -280,7 +280,11 @@ pub async fn finish(state: &State, mut order: Order) -> Result<Order, CheckoutEr
 /// meanwhile (the recovery sweep), in which case that order is the answer.
 async fn give_up(state: &State, order: &Order, err: CheckoutError) -> Result<Order, CheckoutError> {
     if state.store.abandon(&order.id).await? {
-        log::info!("order {} abandoned: {err}", order.id);
+        log::info!(
+            "order {} abandoned: {}",
+            order.id,
+            common::error::chain(&err)
+        );
         metrics::counter!("cart_orders_abandoned_total", "reason" => err.reason()).increment(1);
         return Err(err);
     }
@@ -316,7 +320,10 @@ pub async fn recover(state: &State) {
                 "checkout recovery: order {id} completed ({})",
                 o.status.as_str()
             ),
-            Err(e) => log::info!("checkout recovery: order {id} abandoned: {e}"),
+            Err(e) => log::info!(
+                "checkout recovery: order {id} abandoned: {}",
+                common::error::chain(&e)
+            ),
         }
     }
 }

@@ -244,7 +244,10 @@ async fn check_one(state: &State, order_id: &str, invoice_id: &str, created_at: 
         Ok(invoice) => invoice,
         Err(e) => {
             // Provider down: try again on the next pass.
-            log::debug!("payment sweep: cannot check invoice {invoice_id}: {e}");
+            log::debug!(
+                "payment sweep: cannot check invoice {invoice_id}: {}",
+                common::error::chain(&e)
+            );
             return;
         }
     };

@@ -173,80 +173,92 @@ impl Store {
         quantity: i64,
         announce: impl FnOnce(&CartLine) -> Message,
     ) -> Result<CartLine, StoreError> {
-        let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let present =
-            sqlx::query("SELECT id FROM cart_items WHERE user_id = $1 AND product_id = $2")
+        common::telemetry::db("TRANSACTION", "cart_items")
+            .run(async move {
+            let now = now_ms();
+            let mut tx = self.db.begin_write().await?;
+            let present =
+                sqlx::query("SELECT id FROM cart_items WHERE user_id = $1 AND product_id = $2")
+                    .bind(user_id)
+                    .bind(&product.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+            if !present {
+                // A soft limit: on PostgreSQL two concurrent first adds of
+                // different products may both pass it, which is harmless.
+                let lines: i64 = sqlx::query(
+                    "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM cart_items WHERE user_id = $1",
+                )
                 .bind(user_id)
-                .bind(&product.id)
-                .fetch_optional(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?
-                .is_some();
-        if !present {
-            // A soft limit: on PostgreSQL two concurrent first adds of
-            // different products may both pass it, which is harmless.
-            let lines: i64 = sqlx::query(
-                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM cart_items WHERE user_id = $1",
-            )
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get("n");
-            if lines >= MAX_LINES {
-                return Err(StoreError::CartFull);
+                .get("n");
+                if lines >= MAX_LINES {
+                    return Err(StoreError::CartFull);
+                }
             }
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO cart_items (id, user_id, product_id, quantity, name, unit_price_cents, currency, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT (user_id, product_id) DO UPDATE SET \
-               quantity = cart_items.quantity + excluded.quantity, \
-               name = excluded.name, unit_price_cents = excluded.unit_price_cents, \
-               currency = excluded.currency, updated_at = excluded.updated_at \
-             WHERE cart_items.quantity + excluded.quantity <= $9 \
-             RETURNING {LINE_COLUMNS}"
-        ))
-        .bind(crate::domain::new_id())
-        .bind(user_id)
-        .bind(&product.id)
-        .bind(quantity)
-        .bind(&product.name)
-        .bind(product.price_cents)
-        .bind(&product.currency)
-        .bind(now)
-        .bind(MAX_QUANTITY)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Err(StoreError::QuantityTooLarge);
-        };
-        let line = line_from_row(&row);
-        let m = announce(&line);
-        enqueue(&mut tx, m.target, m.path, &m.payload).await?;
-        tx.commit().await?;
-        Ok(line)
+            let row = sqlx::query(&format!(
+                "INSERT INTO cart_items (id, user_id, product_id, quantity, name, unit_price_cents, currency, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (user_id, product_id) DO UPDATE SET \
+                   quantity = cart_items.quantity + excluded.quantity, \
+                   name = excluded.name, unit_price_cents = excluded.unit_price_cents, \
+                   currency = excluded.currency, updated_at = excluded.updated_at \
+                 WHERE cart_items.quantity + excluded.quantity <= $9 \
+                 RETURNING {LINE_COLUMNS}"
+            ))
+            .bind(crate::domain::new_id())
+            .bind(user_id)
+            .bind(&product.id)
+            .bind(quantity)
+            .bind(&product.name)
+            .bind(product.price_cents)
+            .bind(&product.currency)
+            .bind(now)
+            .bind(MAX_QUANTITY)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Err(StoreError::QuantityTooLarge);
+            };
+            let line = line_from_row(&row);
+            let m = announce(&line);
+            enqueue(&mut tx, m.target, m.path, &m.payload).await?;
+            tx.commit().await?;
+            Ok(line)
+            })
+            .await
     }
 
     /// The user's cart, oldest line first.
     pub async fn lines(&self, user_id: &str) -> Result<Vec<CartLine>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {LINE_COLUMNS} FROM cart_items WHERE user_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(user_id)
-        .fetch_all(&self.db.pool)
-        .await?;
-        Ok(rows.iter().map(line_from_row).collect())
+        common::telemetry::db("SELECT", "cart_items")
+            .run(async move {
+                let rows = sqlx::query(&format!(
+                "SELECT {LINE_COLUMNS} FROM cart_items WHERE user_id = $1 ORDER BY created_at, id"
+            ))
+                .bind(user_id)
+                .fetch_all(&self.db.pool)
+                .await?;
+                Ok(rows.iter().map(line_from_row).collect())
+            })
+            .await
     }
 
     pub async fn line(&self, user_id: &str, id: &str) -> Result<Option<CartLine>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {LINE_COLUMNS} FROM cart_items WHERE id = $1 AND user_id = $2"
-        ))
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(row.as_ref().map(line_from_row))
+        common::telemetry::db("SELECT", "cart_items")
+            .run(async move {
+                let row = sqlx::query(&format!(
+                    "SELECT {LINE_COLUMNS} FROM cart_items WHERE id = $1 AND user_id = $2"
+                ))
+                .bind(id)
+                .bind(user_id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+                Ok(row.as_ref().map(line_from_row))
+            })
+            .await
     }
 
     /// Sets a line's quantity (and refreshes the product as last seen);
@@ -258,32 +270,40 @@ impl Store {
         quantity: i64,
         product: Option<&Product>,
     ) -> Result<Option<CartLine>, StoreError> {
-        let row = sqlx::query(&format!(
-            "UPDATE cart_items SET quantity = $1, name = COALESCE($2, name), \
-               unit_price_cents = COALESCE($3, unit_price_cents), currency = COALESCE($4, currency), \
-               updated_at = $5 \
-             WHERE id = $6 AND user_id = $7 RETURNING {LINE_COLUMNS}"
-        ))
-        .bind(quantity)
-        .bind(product.map(|p| p.name.clone()))
-        .bind(product.map(|p| p.price_cents))
-        .bind(product.map(|p| p.currency.clone()))
-        .bind(now_ms())
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(row.as_ref().map(line_from_row))
+        common::telemetry::db("UPDATE", "cart_items")
+            .run(async move {
+            let row = sqlx::query(&format!(
+                "UPDATE cart_items SET quantity = $1, name = COALESCE($2, name), \
+                   unit_price_cents = COALESCE($3, unit_price_cents), currency = COALESCE($4, currency), \
+                   updated_at = $5 \
+                 WHERE id = $6 AND user_id = $7 RETURNING {LINE_COLUMNS}"
+            ))
+            .bind(quantity)
+            .bind(product.map(|p| p.name.clone()))
+            .bind(product.map(|p| p.price_cents))
+            .bind(product.map(|p| p.currency.clone()))
+            .bind(now_ms())
+            .bind(id)
+            .bind(user_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            Ok(row.as_ref().map(line_from_row))
+            })
+            .await
     }
 
     /// `false` if the line was already gone.
     pub async fn delete_line(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM cart_items WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(result.rows_affected() == 1)
+        common::telemetry::db("DELETE", "cart_items")
+            .run(async move {
+                let result = sqlx::query("DELETE FROM cart_items WHERE id = $1 AND user_id = $2")
+                    .bind(id)
+                    .bind(user_id)
+                    .execute(&self.db.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            })
+            .await
     }
 
     // ---- checkout -----------------------------------------------------------
@@ -295,45 +315,49 @@ impl Store {
         order: &Order,
         checkout_key: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO orders (id, user_id, email, checkout_key, amount_cents, currency, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-        )
-        .bind(&order.id)
-        .bind(&order.user_id)
-        .bind(order.email.clone())
-        .bind(checkout_key.map(str::to_string))
-        .bind(order.amount_cents)
-        .bind(&order.currency)
-        .bind(OrderStatus::Creating.as_str())
-        .bind(order.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::CheckoutKeyTaken
-            } else {
-                StoreError::Db(e)
-            }
-        })?;
-        for (position, line) in order.items.iter().enumerate() {
+        common::telemetry::db("TRANSACTION", "orders")
+            .run(async move {
+            let mut tx = self.db.begin_write().await?;
             sqlx::query(
-                "INSERT INTO order_items (id, order_id, position, product_id, name, unit_price_cents, quantity) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO orders (id, user_id, email, checkout_key, amount_cents, currency, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
             )
-            .bind(&line.id)
             .bind(&order.id)
-            .bind(position as i64)
-            .bind(&line.product_id)
-            .bind(&line.name)
-            .bind(line.unit_price_cents)
-            .bind(line.quantity)
+            .bind(&order.user_id)
+            .bind(order.email.clone())
+            .bind(checkout_key.map(str::to_string))
+            .bind(order.amount_cents)
+            .bind(&order.currency)
+            .bind(OrderStatus::Creating.as_str())
+            .bind(order.created_at)
             .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::CheckoutKeyTaken
+                } else {
+                    StoreError::Db(e)
+                }
+            })?;
+            for (position, line) in order.items.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO order_items (id, order_id, position, product_id, name, unit_price_cents, quantity) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&line.id)
+                .bind(&order.id)
+                .bind(position as i64)
+                .bind(&line.product_id)
+                .bind(&line.name)
+                .bind(line.unit_price_cents)
+                .bind(line.quantity)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+            })
+            .await
     }
 
     /// Step 4 of a checkout, in one transaction: the order becomes
@@ -348,67 +372,75 @@ impl Store {
         invoice_id: &str,
         announce: Vec<Message>,
     ) -> Result<Completion, StoreError> {
-        let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let moved = sqlx::query(
-            "UPDATE orders SET status = $1, invoice_id = $2, updated_at = $3 WHERE id = $4 AND status = $5",
-        )
-        .bind(OrderStatus::PendingPayment.as_str())
-        .bind(invoice_id)
-        .bind(now)
-        .bind(&order.id)
-        .bind(OrderStatus::Creating.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if moved == 0 {
-            return Ok(Completion::NotCreating);
-        }
-        // A fixed order of row locks, so two checkouts of one cart on
-        // PostgreSQL wait for each other instead of deadlocking.
-        let mut lines: Vec<&OrderLine> = order.items.iter().collect();
-        lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
-        for line in lines {
-            let taken = sqlx::query(
-                "UPDATE cart_items SET quantity = quantity - $1, updated_at = $2 \
-                 WHERE user_id = $3 AND product_id = $4 AND quantity >= $1",
+        common::telemetry::db("TRANSACTION", "orders")
+            .run(async move {
+            let now = now_ms();
+            let mut tx = self.db.begin_write().await?;
+            let moved = sqlx::query(
+                "UPDATE orders SET status = $1, invoice_id = $2, updated_at = $3 WHERE id = $4 AND status = $5",
             )
-            .bind(line.quantity)
+            .bind(OrderStatus::PendingPayment.as_str())
+            .bind(invoice_id)
             .bind(now)
-            .bind(&order.user_id)
-            .bind(&line.product_id)
+            .bind(&order.id)
+            .bind(OrderStatus::Creating.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if taken == 0 {
-                // Dropping the transaction rolls everything back.
-                return Ok(Completion::CartChanged);
+            if moved == 0 {
+                return Ok(Completion::NotCreating);
             }
-        }
-        sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND quantity <= 0")
-            .bind(&order.user_id)
-            .execute(&mut *tx)
-            .await?;
-        for m in announce {
-            enqueue(&mut tx, m.target, m.path, &m.payload).await?;
-        }
-        tx.commit().await?;
-        Ok(Completion::Done)
+            // A fixed order of row locks, so two checkouts of one cart on
+            // PostgreSQL wait for each other instead of deadlocking.
+            let mut lines: Vec<&OrderLine> = order.items.iter().collect();
+            lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+            for line in lines {
+                let taken = sqlx::query(
+                    "UPDATE cart_items SET quantity = quantity - $1, updated_at = $2 \
+                     WHERE user_id = $3 AND product_id = $4 AND quantity >= $1",
+                )
+                .bind(line.quantity)
+                .bind(now)
+                .bind(&order.user_id)
+                .bind(&line.product_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken == 0 {
+                    // Dropping the transaction rolls everything back.
+                    return Ok(Completion::CartChanged);
+                }
+            }
+            sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND quantity <= 0")
+                .bind(&order.user_id)
+                .execute(&mut *tx)
+                .await?;
+            for m in announce {
+                enqueue(&mut tx, m.target, m.path, &m.payload).await?;
+            }
+            tx.commit().await?;
+            Ok(Completion::Done)
+            })
+            .await
     }
 
     /// Gives up a `creating` order: it never shows, its checkout key is
     /// freed for a fresh attempt. `false` if it was no longer `creating`.
     pub async fn abandon(&self, order_id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE orders SET status = $1, checkout_key = NULL, updated_at = $2 WHERE id = $3 AND status = $4",
-        )
-        .bind(OrderStatus::Abandoned.as_str())
-        .bind(now_ms())
-        .bind(order_id)
-        .bind(OrderStatus::Creating.as_str())
-        .execute(&self.db.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
+        common::telemetry::db("UPDATE", "orders")
+            .run(async move {
+            let result = sqlx::query(
+                "UPDATE orders SET status = $1, checkout_key = NULL, updated_at = $2 WHERE id = $3 AND status = $4",
+            )
+            .bind(OrderStatus::Abandoned.as_str())
+            .bind(now_ms())
+            .bind(order_id)
+            .bind(OrderStatus::Creating.as_str())
+            .execute(&self.db.pool)
+            .await?;
+            Ok(result.rows_affected() == 1)
+            })
+            .await
     }
 
     /// The order a checkout with this (caller-scoped) key started, if it
@@ -433,16 +465,20 @@ impl Store {
         created_before: i64,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let mut conn = self.db.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = $1 AND created_at < $2 ORDER BY created_at LIMIT $3"
-        ))
-        .bind(OrderStatus::Creating.as_str())
-        .bind(created_before)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(with_items(&mut conn, rows.iter().map(order_from_row).collect()).await?)
+        common::telemetry::db("SELECT", "orders")
+            .run(async move {
+            let mut conn = self.db.pool.acquire().await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = $1 AND created_at < $2 ORDER BY created_at LIMIT $3"
+            ))
+            .bind(OrderStatus::Creating.as_str())
+            .bind(created_before)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(with_items(&mut conn, rows.iter().map(order_from_row).collect()).await?)
+            })
+            .await
     }
 
     // ---- orders -------------------------------------------------------------
@@ -481,25 +517,30 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<Order>, i64), StoreError> {
-        let mut conn = self.db.pool.acquire().await?;
-        let total: i64 = sqlx::query(&format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM orders WHERE user_id = $1 AND {VISIBLE}"
-        ))
-        .bind(user_id)
-        .fetch_one(&mut *conn)
-        .await?
-        .get("n");
-        let rows = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND {VISIBLE} \
-             ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(user_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&mut *conn)
-        .await?;
-        let orders = with_items(&mut conn, rows.iter().map(order_from_row).collect()).await?;
-        Ok((orders, total))
+        common::telemetry::db("TRANSACTION", "orders")
+            .run(async move {
+                let mut conn = self.db.pool.acquire().await?;
+                let total: i64 = sqlx::query(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM orders WHERE user_id = $1 AND {VISIBLE}"
+            ))
+                .bind(user_id)
+                .fetch_one(&mut *conn)
+                .await?
+                .get("n");
+                let rows = sqlx::query(&format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND {VISIBLE} \
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+                ))
+                .bind(user_id)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *conn)
+                .await?;
+                let orders =
+                    with_items(&mut conn, rows.iter().map(order_from_row).collect()).await?;
+                Ok((orders, total))
+            })
+            .await
     }
 
     // ---- payment ------------------------------------------------------------
@@ -516,45 +557,49 @@ impl Store {
         event: Option<(&str, &str)>,
         announce: impl FnOnce(&Order) -> Vec<Message>,
     ) -> Result<MarkPaid, StoreError> {
-        let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
-        if let Some((event_id, event_type)) = event {
-            let fresh = sqlx::query(
-                "INSERT INTO webhook_events (event_id, event_type, received_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (event_id) DO NOTHING",
+        common::telemetry::db("TRANSACTION", "webhook_events")
+            .run(async move {
+            let now = now_ms();
+            let mut tx = self.db.begin_write().await?;
+            if let Some((event_id, event_type)) = event {
+                let fresh = sqlx::query(
+                    "INSERT INTO webhook_events (event_id, event_type, received_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                )
+                .bind(event_id)
+                .bind(event_type)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if fresh == 0 {
+                    return Ok(MarkPaid::DuplicateEvent);
+                }
+            }
+            let updated = sqlx::query(
+                "UPDATE orders SET status = $1, paid_at = $2, updated_at = $2 WHERE invoice_id = $3 AND status = $4",
             )
-            .bind(event_id)
-            .bind(event_type)
+            .bind(OrderStatus::Paid.as_str())
             .bind(now)
+            .bind(invoice_id)
+            .bind(OrderStatus::PendingPayment.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if fresh == 0 {
-                return Ok(MarkPaid::DuplicateEvent);
+            if updated == 0 {
+                tx.commit().await?;
+                return Ok(MarkPaid::NotPending);
             }
-        }
-        let updated = sqlx::query(
-            "UPDATE orders SET status = $1, paid_at = $2, updated_at = $2 WHERE invoice_id = $3 AND status = $4",
-        )
-        .bind(OrderStatus::Paid.as_str())
-        .bind(now)
-        .bind(invoice_id)
-        .bind(OrderStatus::PendingPayment.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
+            let order = order_where(&mut tx, "invoice_id = $1", &[invoice_id])
+                .await?
+                .ok_or_else(|| sqlx::Error::RowNotFound)?;
+            for m in announce(&order) {
+                enqueue(&mut tx, m.target, m.path, &m.payload).await?;
+            }
             tx.commit().await?;
-            return Ok(MarkPaid::NotPending);
-        }
-        let order = order_where(&mut tx, "invoice_id = $1", &[invoice_id])
-            .await?
-            .ok_or_else(|| sqlx::Error::RowNotFound)?;
-        for m in announce(&order) {
-            enqueue(&mut tx, m.target, m.path, &m.payload).await?;
-        }
-        tx.commit().await?;
-        Ok(MarkPaid::Paid(Box::new(order)))
+            Ok(MarkPaid::Paid(Box::new(order)))
+            })
+            .await
     }
 
     /// Pending orders created before `created_before` whose next check is
@@ -564,38 +609,50 @@ impl Store {
         created_before: i64,
         limit: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, invoice_id, created_at FROM orders \
-             WHERE status = $1 AND invoice_id IS NOT NULL AND created_at < $2 AND next_check_at <= $3 \
-             ORDER BY next_check_at, created_at LIMIT $4",
-        )
-        .bind(OrderStatus::PendingPayment.as_str())
-        .bind(created_before)
-        .bind(now_ms())
-        .bind(limit)
-        .fetch_all(&self.db.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("id"), r.get("invoice_id"), r.get("created_at")))
-            .collect())
+        common::telemetry::db("SELECT", "orders")
+            .run(async move {
+            let rows = sqlx::query(
+                "SELECT id, invoice_id, created_at FROM orders \
+                 WHERE status = $1 AND invoice_id IS NOT NULL AND created_at < $2 AND next_check_at <= $3 \
+                 ORDER BY next_check_at, created_at LIMIT $4",
+            )
+            .bind(OrderStatus::PendingPayment.as_str())
+            .bind(created_before)
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(&self.db.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get("id"), r.get("invoice_id"), r.get("created_at")))
+                .collect())
+            })
+            .await
     }
 
     pub async fn set_next_check(&self, order_id: &str, at: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE orders SET next_check_at = $1 WHERE id = $2")
-            .bind(at)
-            .bind(order_id)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(())
+        common::telemetry::db("UPDATE", "orders")
+            .run(async move {
+                sqlx::query("UPDATE orders SET next_check_at = $1 WHERE id = $2")
+                    .bind(at)
+                    .bind(order_id)
+                    .execute(&self.db.pool)
+                    .await?;
+                Ok(())
+            })
+            .await
     }
 
     /// Forgets webhook events received before `before`; returns how many.
     pub async fn prune_events(&self, before: i64) -> Result<u64, StoreError> {
-        let result = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1")
-            .bind(before)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(result.rows_affected())
+        common::telemetry::db("DELETE", "webhook_events")
+            .run(async move {
+                let result = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1")
+                    .bind(before)
+                    .execute(&self.db.pool)
+                    .await?;
+                Ok(result.rows_affected())
+            })
+            .await
     }
 }

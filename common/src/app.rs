@@ -22,9 +22,12 @@ use tokio::net::TcpListener;
 use crate::error::ApiError;
 use crate::json::json_response;
 use crate::request::{BodySlot, Req};
+use crate::request_context::{self, RequestContext};
 use crate::request_id;
 use crate::router::{Match, Router};
 use crate::server::{serve, ServerOptions};
+use crate::telemetry::{self, Attr as KeyValue, Kind};
+use opentelemetry::trace::{FutureExt as _, TraceContextExt as _};
 
 pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 type ReadyCheck<S> = Box<dyn Fn(Arc<S>) -> ReadyFuture + Send + Sync>;
@@ -96,16 +99,64 @@ impl<S: Send + Sync + 'static> App<S> {
         .await
     }
 
-    /// Answers one request; never fails, never panics outward.
+    /// Answers one request; never fails, never panics outward. Everything
+    /// it logs carries the request's fields (`request_context`); with
+    /// tracing on it runs in a server span, a child of the caller's
+    /// `traceparent` (services sit behind the balancer, which decides
+    /// whether a client's trace context is believed).
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let started = Instant::now();
-        let rid = request_id::from_headers(req.headers());
+        let ctx = RequestContext::new(
+            request_id::from_headers(req.headers()),
+            req.method().clone(),
+        );
+        let span = telemetry::enabled()
+            .then(|| {
+                let method = req.method().as_str().to_string();
+                telemetry::span("HTTP", Kind::Server, || {
+                    vec![KeyValue::new("http.request.method", method)]
+                })
+                .parent(telemetry::extract(req.headers()))
+                .start()
+            })
+            .flatten();
+        let work = request_context::scope(ctx.clone(), self.respond(req, peer, started, &ctx));
+        let Some(cx) = span else {
+            return work.await;
+        };
+        let resp = work.with_context(cx.clone()).await;
+        let route = ctx.route().unwrap_or("unmatched");
+        let status = resp.status();
+        let s = cx.span();
+        s.update_name(format!("{} {route}", ctx.method));
+        s.set_attribute(KeyValue::new("http.route", route));
+        s.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        if status.is_server_error() {
+            telemetry::set_error(&cx, ctx.error_kind().unwrap_or("server_error").to_string());
+        }
+        s.end();
+        resp
+    }
+
+    async fn respond(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        started: Instant,
+        ctx: &RequestContext,
+    ) -> Response<Full<Bytes>> {
+        let rid = ctx.request_id.as_str();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let (parts, body) = req.into_parts();
         let has_body = !body.is_end_stream();
         let slot: BodySlot = Arc::new(Mutex::new(Some(body)));
-        let (route, mut resp) = self.dispatch(parts, slot.clone(), peer, &rid).await;
+        let (route, mut resp) = self.dispatch(parts, slot.clone(), peer, rid).await;
+        // Handlers saw their pattern already; built-ins and misses get theirs now.
+        ctx.set_route(route);
         let unread = slot.lock().ok().and_then(|mut s| s.take());
         if let Some(body) = unread.filter(|_| has_body) {
             // Answered without reading the body (an auth failure, 404, 415…).
@@ -119,7 +170,7 @@ impl<S: Send + Sync + 'static> App<S> {
                     .insert(CONNECTION, HeaderValue::from_static("close"));
             }
         }
-        if let Ok(v) = HeaderValue::from_str(&rid) {
+        if let Ok(v) = HeaderValue::from_str(rid) {
             resp.headers_mut().insert(request_id::HEADER, v);
         }
         let elapsed = started.elapsed();
@@ -131,11 +182,13 @@ impl<S: Send + Sync + 'static> App<S> {
             status,
             elapsed.as_secs_f64(),
         );
+        let duration_ms = elapsed.as_secs_f64() * 1000.0;
         // The query string is left out: it can carry search terms or tokens.
+        // Request id, route, user and error kind are added as fields.
         log::info!(
             target: "access",
-            "{method} {path} {status} {:.2}ms rid={rid} peer={peer}",
-            elapsed.as_secs_f64() * 1000.0
+            status = status, duration_ms = duration_ms, peer = peer.to_string().as_str();
+            "{method} {path} {status} {duration_ms:.2}ms rid={rid} peer={peer}"
         );
         resp
     }
@@ -172,10 +225,10 @@ impl<S: Send + Sync + 'static> App<S> {
                 handler,
                 params,
             } => {
+                request_context::with(|c| c.set_route(pattern));
                 let ctx = Req::new(parts, body, params, rid.to_string(), peer)
                     .body_bounds(self.body_limit, self.body_read_timeout);
-                let fut =
-                    request_id::CURRENT.scope(rid.to_string(), handler(self.state.clone(), ctx));
+                let fut = handler(self.state.clone(), ctx);
                 let resp = match AssertUnwindSafe(fut).catch_unwind().await {
                     Ok(Ok(resp)) => resp,
                     Ok(Err(e)) => e.into_response(rid),

@@ -158,7 +158,11 @@ impl TokenKeys {
     /// Verifies signature, algorithm and expiry; any failure is `401`.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
+            .map(|data| {
+                // Logged with every line of this request from now on.
+                crate::request_context::set_user_id(&data.claims.sub);
+                data.claims
+            })
             .map_err(|e| {
                 let detail = match e.kind() {
                     jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token has expired",

@@ -38,7 +38,8 @@ impl Binary {
     /// logging and loads the configuration, exiting on a bad value.
     pub fn start(&self, cmd: Command) -> Result<(ArgMatches, Config), ExitCode> {
         let matches = cmd.get_matches();
-        crate::logging::init();
+        crate::logging::init(self.name);
+        crate::telemetry::init(self.name);
         raise_open_file_limit();
         match Config::load(self.prefix, &self.settings, &matches) {
             Ok(config) => Ok((matches, config)),
@@ -185,6 +186,8 @@ pub async fn serve<S: Service>(binary: &Binary, service: S) -> ExitCode {
         if extra.is_empty() { "" } else { "; " },
     );
     service.serve(listener, crate::shutdown::signal()).await;
+    // Off the runtime's threads: the exporter's flush blocks.
+    let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
     log::info!("{} stopped", binary.name);
     ExitCode::SUCCESS
 }

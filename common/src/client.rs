@@ -1,12 +1,16 @@
 //! The outbound HTTP client: one reqwest client (one connection pool) per
-//! service, connect and request timeouts, the current request id passed
-//! on, and typed errors that map onto the right problem status.
+//! service, connect and request timeouts, the current request id and trace
+//! context passed on (each call in a client span when tracing is on), and
+//! typed errors that map onto the right problem status.
 //!
 //! A service builds its [`HttpClient`] once at start and hands clones to
 //! everything that calls out (its outbox, its typed clients): a clone
 //! shares the pool, so connections to a neighbour are reused across them.
 //! [`HttpClient::with_timeout`] gives a clone on the same pool with another
 //! whole-request timeout (the outbox waits longer than a request handler).
+//!
+//! An error's `Display` names only its own layer; the cause is its
+//! `source()`, which `error::chain` prints once.
 
 use std::time::Duration;
 
@@ -15,6 +19,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::request_id;
+use crate::telemetry::{self, Attr as KeyValue, Kind};
+use opentelemetry::trace::{FutureExt as _, TraceContextExt as _};
 
 #[derive(Clone, Debug)]
 pub struct HttpClient {
@@ -26,7 +32,7 @@ pub struct HttpClient {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answered: connection refused, DNS, reset, or a timeout.
-    #[error("{url} is unreachable: {source}")]
+    #[error("{url} is unreachable")]
     Unreachable {
         url: String,
         #[source]
@@ -40,7 +46,7 @@ pub enum ClientError {
         body: String,
     },
     /// It answered 2xx with a body we could not read.
-    #[error("{url} sent an unreadable body: {source}")]
+    #[error("{url} sent an unreadable body")]
     Decode {
         url: String,
         #[source]
@@ -49,6 +55,15 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// A short name of what went wrong, for spans and log fields.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClientError::Unreachable { .. } => "unreachable",
+            ClientError::Status { .. } => "status",
+            ClientError::Decode { .. } => "decode",
+        }
+    }
+
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ClientError::Status { status, .. } => Some(*status),
@@ -111,11 +126,65 @@ impl HttpClient {
         rb: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
         let (client, request) = rb.build_split();
-        let request = request.map_err(|source| ClientError::Unreachable {
+        let mut request = request.map_err(|source| ClientError::Unreachable {
             url: String::new(),
             source,
         })?;
         let url = request.url().to_string();
+        let span = telemetry::span("HTTP", Kind::Client, || {
+            let u = request.url();
+            vec![
+                KeyValue::new("http.request.method", request.method().to_string()),
+                KeyValue::new("server.address", u.host_str().unwrap_or("").to_string()),
+                KeyValue::new(
+                    "server.port",
+                    i64::from(u.port_or_known_default().unwrap_or(0)),
+                ),
+            ]
+        })
+        .start();
+        let Some(cx) = span else {
+            return Self::execute(client, request, url).await;
+        };
+        cx.span().update_name(format!(
+            "{} {}",
+            request.method(),
+            request.url().host_str().unwrap_or("")
+        ));
+        telemetry::inject(&cx, request.headers_mut());
+        let result = Self::execute(client, request, url)
+            .with_context(cx.clone())
+            .await;
+        match &result {
+            Ok(resp) => telemetry::set_attributes(
+                &cx,
+                [KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(resp.status().as_u16()),
+                )],
+            ),
+            Err(e) => {
+                if let Some(status) = e.status() {
+                    telemetry::set_attributes(
+                        &cx,
+                        [KeyValue::new(
+                            "http.response.status_code",
+                            i64::from(status.as_u16()),
+                        )],
+                    );
+                }
+                telemetry::set_error(&cx, e.kind());
+            }
+        }
+        cx.span().end();
+        result
+    }
+
+    async fn execute(
+        client: reqwest::Client,
+        request: reqwest::Request,
+        url: String,
+    ) -> Result<reqwest::Response, ClientError> {
         let resp = client
             .execute(request)
             .await
@@ -142,5 +211,35 @@ impl HttpClient {
         resp.json()
             .await
             .map_err(|source| ClientError::Decode { url, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_dependency_s_error_chain_names_each_cause_once() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = HttpClient::new(Duration::from_secs(2), Duration::from_secs(2));
+        let url = format!("http://127.0.0.1:{port}/x");
+        let err = client
+            .send(client.request(reqwest::Method::GET, &url))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), "unreachable");
+        let text = crate::error::chain(&err);
+        assert!(
+            text.starts_with(&format!("{url} is unreachable: ")),
+            "{text}"
+        );
+        // reqwest names the URL in its own message; once is enough.
+        assert_eq!(text.matches("error sending request").count(), 1, "{text}");
+        assert_eq!(text.matches(url.as_str()).count(), 2, "{text}");
     }
 }

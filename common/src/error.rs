@@ -163,6 +163,7 @@ impl ApiError {
 
     /// Renders the problem+json response; logs the cause chain of a 5xx.
     pub fn into_response(self, request_id: &str) -> Response<Full<Bytes>> {
+        crate::request_context::set_error_kind(&self.code);
         if self.status.is_server_error() {
             match &self.cause {
                 Some(cause) => log::error!(

@@ -42,6 +42,7 @@ use futures::FutureExt;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use opentelemetry::trace::FutureExt as _;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
@@ -266,7 +267,7 @@ impl Idempotency {
             Begin::InProgress => return Err(in_progress()),
         };
         let this = self.clone();
-        let rid = crate::request_id::current();
+        let request = crate::request_context::current();
         let task = async move {
             let result = match AssertUnwindSafe(work).catch_unwind().await {
                 Ok(result) => result,
@@ -276,10 +277,11 @@ impl Idempotency {
             };
             this.finish(claim, result).await
         };
-        // The spawned task keeps the request id, so its logs and the
-        // outbox rows it writes still carry it.
-        let handle = match rid {
-            Some(rid) => tokio::spawn(crate::request_id::CURRENT.scope(rid, task)),
+        // The spawned task keeps the request's context and span, so its
+        // logs and the outbox rows it writes still carry them.
+        let task = task.with_context(opentelemetry::Context::current());
+        let handle = match request {
+            Some(request) => tokio::spawn(crate::request_context::scope(request, task)),
             None => tokio::spawn(task),
         };
         match handle.await {

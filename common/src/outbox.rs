@@ -6,6 +6,10 @@
 //!
 //! Several replicas may run deliverers on one database: a message is leased
 //! with a conditional UPDATE before it is sent, so only one sends it at a time.
+//!
+//! Each message keeps the `traceparent` of the span that wrote it; its
+//! delivery is a span in that trace (a child of the writer), so the
+//! receiver's work joins the trace of the request that caused it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{ClientError, HttpClient};
 use crate::db::Db;
 use crate::metrics::backlog::{self, Refresh};
+use crate::telemetry::{Attr as KeyValue, Kind};
 use crate::time::now_ms;
+use opentelemetry::trace::{FutureExt as _, TraceContextExt as _};
 
 /// How long one delivery may take in all: a receiver is given longer than
 /// a request handler gives a dependency, as nobody waits on the answer.
@@ -41,14 +47,15 @@ pub async fn enqueue(
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO outbox (id, target, path, payload, request_id, next_attempt_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO outbox (id, target, path, payload, request_id, traceparent, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&id)
     .bind(target)
     .bind(path)
     .bind(payload.to_string())
     .bind(crate::request_id::current())
+    .bind(crate::telemetry::current_traceparent())
     .bind(now)
     .bind(now)
     .execute(conn)
@@ -129,6 +136,7 @@ struct Pending {
     path: String,
     payload: String,
     request_id: Option<String>,
+    traceparent: Option<String>,
     attempts: i64,
 }
 
@@ -241,7 +249,7 @@ impl Outbox {
     pub async fn deliver_due(&self) -> Result<usize, sqlx::Error> {
         let now = now_ms();
         let rows = sqlx::query(
-            "SELECT id, target, path, payload, request_id, attempts FROM outbox \
+            "SELECT id, target, path, payload, request_id, traceparent, attempts FROM outbox \
              WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 AND locked_until <= $1 \
              ORDER BY next_attempt_at LIMIT $2",
         )
@@ -257,6 +265,7 @@ impl Outbox {
                 path: r.get("path"),
                 payload: r.get("payload"),
                 request_id: r.get("request_id"),
+                traceparent: r.get("traceparent"),
                 attempts: r.get::<i64, _>("attempts"),
             })
             .collect();
@@ -287,7 +296,7 @@ impl Outbox {
         if !claimed {
             return Ok(()); // another replica has it
         }
-        let outcome = self.send(&msg).await;
+        let outcome = self.send_traced(&msg).await;
         let attempts = msg.attempts + 1;
         let done = now_ms();
         match outcome {
@@ -353,6 +362,36 @@ impl Outbox {
         Ok(())
     }
 
+    /// [`Self::send`] in a span that continues the trace of the request
+    /// that wrote the message (when it had one): the HTTP call inside
+    /// carries that trace to the receiver.
+    async fn send_traced(&self, msg: &Pending) -> Outcome {
+        let spec = crate::telemetry::span("outbox.deliver", Kind::Producer, || {
+            vec![
+                KeyValue::new("outbox.target", msg.target.clone()),
+                KeyValue::new("outbox.message_id", msg.id.clone()),
+                KeyValue::new("outbox.attempt", msg.attempts + 1),
+            ]
+        });
+        let parent = match &msg.traceparent {
+            Some(tp) if crate::telemetry::enabled() => {
+                crate::telemetry::context_from_traceparent(tp)
+            }
+            _ => opentelemetry::Context::new(),
+        };
+        let Some(cx) = spec.parent(parent).start() else {
+            return self.send(msg).await;
+        };
+        let outcome = self.send(msg).with_context(cx.clone()).await;
+        match &outcome {
+            Outcome::Delivered => {}
+            Outcome::Retry(_) => crate::telemetry::set_error(&cx, "retry"),
+            Outcome::Rejected(_) => crate::telemetry::set_error(&cx, "rejected"),
+        }
+        cx.span().end();
+        outcome
+    }
+
     async fn send(&self, msg: &Pending) -> Outcome {
         let Some(target) = self.targets.get(&msg.target) else {
             return Outcome::Retry(format!(
@@ -383,7 +422,7 @@ impl Outbox {
             Err(ClientError::Status { status, body, .. }) if is_permanent(status) => {
                 Outcome::Rejected(format!("{status}: {}", truncate(&body, 300)))
             }
-            Err(e) => Outcome::Retry(e.to_string()),
+            Err(e) => Outcome::Retry(crate::error::chain(&e)),
         }
     }
 

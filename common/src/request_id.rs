@@ -1,15 +1,11 @@
 //! `X-Request-Id`: taken from the client when sane, else generated; carried
-//! in a task-local so outbound calls and logs can pass it on.
+//! in the task's [`crate::request_context`] so outbound calls and logs can
+//! pass it on.
 
 use http::HeaderMap;
 
 pub const HEADER: &str = "x-request-id";
 const MAX_LEN: usize = 128;
-
-tokio::task_local! {
-    /// The id of the request the current task is serving.
-    pub static CURRENT: String;
-}
 
 /// The incoming id if it is 1..=128 printable ASCII characters, else a new one.
 pub fn from_headers(headers: &HeaderMap) -> String {
@@ -31,7 +27,7 @@ pub fn generate() -> String {
 
 /// The current task's request id, if it runs inside a request.
 pub fn current() -> Option<String> {
-    CURRENT.try_with(Clone::clone).ok()
+    crate::request_context::with(|c| c.request_id.clone())
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ fn cli() -> Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let matches = cli().get_matches();
-    common::logging::init();
+    common::logging::init("launcher");
     let data_dir = PathBuf::from(
         matches
             .get_one::<String>("data-dir")

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use common::metrics::backlog::{self, Refresh};
+use common::telemetry;
 use common::time::now_ms;
 use futures::StreamExt;
 use lettre::message::header::ContentType;
@@ -150,7 +151,8 @@ impl Sender {
                 return self.store.mark_failed(&mail.id, attempts, &error).await;
             }
         };
-        let outcome =
+        let transport = self.transport.name();
+        let send = async {
             match tokio::time::timeout(self.send_timeout, self.transport.send(&mail.id, &message))
                 .await
             {
@@ -159,8 +161,23 @@ impl Sender {
                     "the attempt took longer than {:?}",
                     self.send_timeout
                 )),
-            };
-        let transport = self.transport.name();
+            }
+        };
+        // A child of the span that queued the mail; no recipient or body.
+        let parent = match &mail.traceparent {
+            Some(tp) if telemetry::enabled() => telemetry::context_from_traceparent(tp),
+            _ => Default::default(),
+        };
+        let outcome = telemetry::span("smtp.send", telemetry::Kind::Client, || {
+            vec![
+                telemetry::Attr::new("mail.id", mail.id.clone()),
+                telemetry::Attr::new("mail.transport", transport),
+                telemetry::Attr::new("mail.attempt", attempts),
+            ]
+        })
+        .parent(parent)
+        .run(send)
+        .await;
         // The request that queued the mail, so one id traces it end to end.
         let rid = mail.request_id.as_deref().unwrap_or("-");
         match outcome {
@@ -241,6 +258,7 @@ mod tests {
             attempts: 0,
             created_at: 1_795_775_544_000,
             request_id: None,
+            traceparent: None,
         };
         let text = String::from_utf8(build_message(&from, &mail).unwrap().formatted()).unwrap();
         assert!(

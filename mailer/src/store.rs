@@ -58,6 +58,9 @@ pub struct Pending {
     pub created_at: i64,
     /// The `X-Request-Id` of the request that queued it, for the logs.
     pub request_id: Option<String>,
+    /// The W3C `traceparent` of the span that queued it: its send joins
+    /// that trace.
+    pub traceparent: Option<String>,
 }
 
 /// A stored mail as operators and tests see it.
@@ -91,138 +94,156 @@ impl Store {
         key: Option<&str>,
         limit: RecipientLimit,
     ) -> Result<Enqueued, StoreError> {
-        let key = key.map(|k| format!("{INTERNAL_SCOPE}{k}"));
-        let hash = mail.request_hash();
-        let recipient_lower = mail.to.lower();
-        let mut tx = self.db.begin_write().await?;
-        if let Some(key) = &key {
-            if let Some(replay) = replayed(&mut tx, key, &hash).await? {
-                return Ok(replay);
+        common::telemetry::db("TRANSACTION", "mails")
+            .run(async move {
+            let key = key.map(|k| format!("{INTERNAL_SCOPE}{k}"));
+            let hash = mail.request_hash();
+            let recipient_lower = mail.to.lower();
+            let mut tx = self.db.begin_write().await?;
+            if let Some(key) = &key {
+                if let Some(replay) = replayed(&mut tx, key, &hash).await? {
+                    return Ok(replay);
+                }
             }
-        }
-        if self.db.backend == Backend::Postgres {
-            // pg_advisory_xact_lock returns `void`, which the Any driver
-            // cannot decode; selecting a constant over it sidesteps that.
-            sqlx::query(
-                "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS locked",
-            )
-            .bind(&recipient_lower)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let now = now_ms();
-        let window = millis(limit.window);
-        let since = now - window;
-        let count: i64 = sqlx::query_scalar(
-            "SELECT CAST(COUNT(*) AS BIGINT) FROM mails WHERE recipient_lower = $1 AND created_at > $2",
-        )
-        .bind(&recipient_lower)
-        .bind(since)
-        .fetch_one(&mut *tx)
-        .await?;
-        if count >= limit.max {
-            // Room for one more opens when enough of the counted mails
-            // have aged out: the (count - max + 1)-th oldest leaves last.
-            let leaving: i64 = sqlx::query_scalar(
-                "SELECT created_at FROM mails WHERE recipient_lower = $1 AND created_at > $2 \
-                 ORDER BY created_at LIMIT 1 OFFSET $3",
+            if self.db.backend == Backend::Postgres {
+                // pg_advisory_xact_lock returns `void`, which the Any driver
+                // cannot decode; selecting a constant over it sidesteps that.
+                sqlx::query(
+                    "SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS locked",
+                )
+                .bind(&recipient_lower)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let now = now_ms();
+            let window = millis(limit.window);
+            let since = now - window;
+            let count: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mails WHERE recipient_lower = $1 AND created_at > $2",
             )
             .bind(&recipient_lower)
             .bind(since)
-            .bind(count - limit.max)
             .fetch_one(&mut *tx)
             .await?;
-            let wait = (leaving + window - now).max(0);
-            return Err(StoreError::RateLimited {
-                retry_after: Duration::from_millis(wait as u64),
-            });
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        let inserted = sqlx::query(
-            "INSERT INTO mails (id, idempotency_key, request_hash, recipient, recipient_lower, subject, body, \
-               status, next_attempt_at, created_at, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(key.as_deref())
-        .bind(&hash)
-        .bind(mail.to.as_str())
-        .bind(&recipient_lower)
-        .bind(mail.subject.as_str())
-        .bind(mail.body.as_str())
-        .bind(QUEUED)
-        .bind(now)
-        .bind(common::request_id::current())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            // A concurrent request with the same key committed first.
-            let key = key.as_deref().unwrap_or_default();
-            return match replayed(&mut tx, key, &hash).await? {
-                Some(replay) => Ok(replay),
-                None => Err(StoreError::Db(sqlx::Error::RowNotFound)),
-            };
-        }
-        tx.commit().await?;
-        Ok(Enqueued::Created(id))
+            if count >= limit.max {
+                // Room for one more opens when enough of the counted mails
+                // have aged out: the (count - max + 1)-th oldest leaves last.
+                let leaving: i64 = sqlx::query_scalar(
+                    "SELECT created_at FROM mails WHERE recipient_lower = $1 AND created_at > $2 \
+                     ORDER BY created_at LIMIT 1 OFFSET $3",
+                )
+                .bind(&recipient_lower)
+                .bind(since)
+                .bind(count - limit.max)
+                .fetch_one(&mut *tx)
+                .await?;
+                let wait = (leaving + window - now).max(0);
+                return Err(StoreError::RateLimited {
+                    retry_after: Duration::from_millis(wait as u64),
+                });
+            }
+            let id = uuid::Uuid::now_v7().to_string();
+            let inserted = sqlx::query(
+                "INSERT INTO mails (id, idempotency_key, request_hash, recipient, recipient_lower, subject, body, \
+                   status, next_attempt_at, created_at, request_id, traceparent) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11) \
+                 ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(&id)
+            .bind(key.as_deref())
+            .bind(&hash)
+            .bind(mail.to.as_str())
+            .bind(&recipient_lower)
+            .bind(mail.subject.as_str())
+            .bind(mail.body.as_str())
+            .bind(QUEUED)
+            .bind(now)
+            .bind(common::request_id::current())
+            .bind(common::telemetry::current_traceparent())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 0 {
+                // A concurrent request with the same key committed first.
+                let key = key.as_deref().unwrap_or_default();
+                return match replayed(&mut tx, key, &hash).await? {
+                    Some(replay) => Ok(replay),
+                    None => Err(StoreError::Db(sqlx::Error::RowNotFound)),
+                };
+            }
+            tx.commit().await?;
+            Ok(Enqueued::Created(id))
+            })
+            .await
     }
 
     /// Queued mail that is due and not leased, oldest due first.
     pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT id, recipient, subject, body, attempts, created_at, request_id FROM mails \
-             WHERE status = $1 AND next_attempt_at <= $2 AND locked_until <= $2 \
-             ORDER BY next_attempt_at LIMIT $3",
-        )
-        .bind(QUEUED)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.db.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Pending {
-                id: r.get("id"),
-                recipient: r.get("recipient"),
-                subject: r.get("subject"),
-                body: r.get("body"),
-                attempts: r.get("attempts"),
-                created_at: r.get("created_at"),
-                request_id: r.get("request_id"),
+        common::telemetry::db("SELECT", "mails")
+            .run(async move {
+            let rows = sqlx::query(
+                "SELECT id, recipient, subject, body, attempts, created_at, request_id, traceparent FROM mails \
+                 WHERE status = $1 AND next_attempt_at <= $2 AND locked_until <= $2 \
+                 ORDER BY next_attempt_at LIMIT $3",
+            )
+            .bind(QUEUED)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.db.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| Pending {
+                    id: r.get("id"),
+                    recipient: r.get("recipient"),
+                    subject: r.get("subject"),
+                    body: r.get("body"),
+                    attempts: r.get("attempts"),
+                    created_at: r.get("created_at"),
+                    request_id: r.get("request_id"),
+                    traceparent: r.get("traceparent"),
+                })
+                .collect())
             })
-            .collect())
+            .await
     }
 
     /// Leases a mail until `until`; `false` when another sender has it or
     /// it is no longer queued.
     pub async fn claim(&self, id: &str, now: i64, until: i64) -> Result<bool, sqlx::Error> {
-        let claimed = sqlx::query(
-            "UPDATE mails SET locked_until = $1 WHERE id = $2 AND status = $3 AND locked_until <= $4",
-        )
-        .bind(until)
-        .bind(id)
-        .bind(QUEUED)
-        .bind(now)
-        .execute(&self.db.pool)
-        .await?
-        .rows_affected();
-        Ok(claimed == 1)
+        common::telemetry::db("UPDATE", "mails")
+            .run(async move {
+            let claimed = sqlx::query(
+                "UPDATE mails SET locked_until = $1 WHERE id = $2 AND status = $3 AND locked_until <= $4",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(QUEUED)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?
+            .rows_affected();
+            Ok(claimed == 1)
+            })
+            .await
     }
 
     pub async fn mark_sent(&self, id: &str, attempts: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE mails SET status = $1, attempts = $2, sent_at = $3, locked_until = 0, last_error = NULL \
-             WHERE id = $4",
-        )
-        .bind(SENT)
-        .bind(attempts)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
+        common::telemetry::db("UPDATE", "mails")
+            .run(async move {
+            sqlx::query(
+                "UPDATE mails SET status = $1, attempts = $2, sent_at = $3, locked_until = 0, last_error = NULL \
+                 WHERE id = $4",
+            )
+            .bind(SENT)
+            .bind(attempts)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+            Ok(())
+            })
+            .await
     }
 
     pub async fn mark_retry(
@@ -232,17 +253,21 @@ impl Store {
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE mails SET attempts = $1, next_attempt_at = $2, locked_until = 0, last_error = $3 \
-             WHERE id = $4",
-        )
-        .bind(attempts)
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
+        common::telemetry::db("UPDATE", "mails")
+            .run(async move {
+            sqlx::query(
+                "UPDATE mails SET attempts = $1, next_attempt_at = $2, locked_until = 0, last_error = $3 \
+                 WHERE id = $4",
+            )
+            .bind(attempts)
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+            Ok(())
+            })
+            .await
     }
 
     pub async fn mark_failed(
@@ -251,18 +276,22 @@ impl Store {
         attempts: i64,
         error: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE mails SET status = $1, attempts = $2, failed_at = $3, locked_until = 0, last_error = $4 \
-             WHERE id = $5",
-        )
-        .bind(FAILED)
-        .bind(attempts)
-        .bind(now_ms())
-        .bind(error)
-        .bind(id)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(())
+        common::telemetry::db("UPDATE", "mails")
+            .run(async move {
+            sqlx::query(
+                "UPDATE mails SET status = $1, attempts = $2, failed_at = $3, locked_until = 0, last_error = $4 \
+                 WHERE id = $5",
+            )
+            .bind(FAILED)
+            .bind(attempts)
+            .bind(now_ms())
+            .bind(error)
+            .bind(id)
+            .execute(&self.db.pool)
+            .await?;
+            Ok(())
+            })
+            .await
     }
 
     /// The queue: mails waiting to be sent, and when the oldest was queued.
@@ -279,33 +308,46 @@ impl Store {
 
     /// Deletes finished mail created before `before`; returns how many.
     pub async fn prune(&self, before: i64) -> Result<u64, sqlx::Error> {
-        let result = sqlx::query("DELETE FROM mails WHERE status <> $1 AND created_at < $2")
-            .bind(QUEUED)
-            .bind(before)
-            .execute(&self.db.pool)
-            .await?;
-        Ok(result.rows_affected())
+        common::telemetry::db("DELETE", "mails")
+            .run(async move {
+                let result =
+                    sqlx::query("DELETE FROM mails WHERE status <> $1 AND created_at < $2")
+                        .bind(QUEUED)
+                        .bind(before)
+                        .execute(&self.db.pool)
+                        .await?;
+                Ok(result.rows_affected())
+            })
+            .await
     }
 
     /// One mail by id.
     pub async fn get(&self, id: &str) -> Result<Option<MailRecord>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT id, recipient, subject, status, attempts, last_error FROM mails WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(row.as_ref().map(record_from_row))
+        common::telemetry::db("SELECT", "mails")
+            .run(async move {
+            let row = sqlx::query(
+                "SELECT id, recipient, subject, status, attempts, last_error FROM mails WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            Ok(row.as_ref().map(record_from_row))
+            })
+            .await
     }
 
     /// Every mail, oldest first (for tests and operators' tools).
     pub async fn all(&self) -> Result<Vec<MailRecord>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT id, recipient, subject, status, attempts, last_error FROM mails ORDER BY created_at, id",
-        )
-        .fetch_all(&self.db.pool)
-        .await?;
-        Ok(rows.iter().map(record_from_row).collect())
+        common::telemetry::db("SELECT", "mails")
+            .run(async move {
+            let rows = sqlx::query(
+                "SELECT id, recipient, subject, status, attempts, last_error FROM mails ORDER BY created_at, id",
+            )
+            .fetch_all(&self.db.pool)
+            .await?;
+            Ok(rows.iter().map(record_from_row).collect())
+            })
+            .await
     }
 }
 

@@ -53,77 +53,89 @@ fn invoice_from_row(row: &AnyRow) -> Invoice {
 
 impl Store {
     pub async fn create(&self, new: &NewInvoice) -> Result<Invoice, sqlx::Error> {
-        let id = new_invoice_id();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO invoices (id, amount_cents, currency, reference, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&id)
-        .bind(new.amount_cents)
-        .bind(&new.currency)
-        .bind(new.reference.as_deref())
-        .bind(Status::Open.as_str())
-        .bind(now)
-        .execute(&self.db.pool)
-        .await?;
-        Ok(Invoice {
-            id,
-            amount_cents: new.amount_cents,
-            currency: new.currency.clone(),
-            reference: new.reference.clone(),
-            status: Status::Open,
-            created_at: rfc3339(now),
-            paid_at: None,
-            card: None,
-        })
+        common::telemetry::db("INSERT", "invoices")
+            .run(async move {
+                let id = new_invoice_id();
+                let now = now_ms();
+                sqlx::query(
+                "INSERT INTO invoices (id, amount_cents, currency, reference, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&id)
+            .bind(new.amount_cents)
+            .bind(&new.currency)
+            .bind(new.reference.as_deref())
+            .bind(Status::Open.as_str())
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?;
+                Ok(Invoice {
+                    id,
+                    amount_cents: new.amount_cents,
+                    currency: new.currency.clone(),
+                    reference: new.reference.clone(),
+                    status: Status::Open,
+                    created_at: rfc3339(now),
+                    paid_at: None,
+                    card: None,
+                })
+            })
+            .await
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Invoice>, sqlx::Error> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM invoices WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        Ok(row.as_ref().map(invoice_from_row))
+        common::telemetry::db("SELECT", "invoices")
+            .run(async move {
+                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM invoices WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.db.pool)
+                    .await?;
+                Ok(row.as_ref().map(invoice_from_row))
+            })
+            .await
     }
 
     /// Marks an open invoice paid and, in the same transaction, queues the
     /// `invoice.paid` webhook. Of many concurrent payments exactly one
     /// passes the conditional UPDATE; the others see `AlreadyPaid`.
     pub async fn pay(&self, id: &str, card: &CardSummary) -> Result<Invoice, PayError> {
-        let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE invoices SET status = $1, paid_at = $2, card_brand = $3, card_last4 = $4 \
-             WHERE id = $5 AND status = $6",
-        )
-        .bind(Status::Paid.as_str())
-        .bind(now)
-        .bind(&card.brand)
-        .bind(&card.last4)
-        .bind(id)
-        .bind(Status::Open.as_str())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM invoices WHERE id = $1"))
+        common::telemetry::db("TRANSACTION", "invoices")
+            .run(async move {
+                let now = now_ms();
+                let mut tx = self.db.begin_write().await?;
+                let updated = sqlx::query(
+                "UPDATE invoices SET status = $1, paid_at = $2, card_brand = $3, card_last4 = $4 \
+                 WHERE id = $5 AND status = $6",
+            )
+            .bind(Status::Paid.as_str())
+            .bind(now)
+            .bind(&card.brand)
+            .bind(&card.last4)
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(invoice) = row.as_ref().map(invoice_from_row) else {
-            return Err(PayError::NotFound);
-        };
-        if updated == 0 {
-            return Err(PayError::AlreadyPaid);
-        }
-        let event = json!({
-            "id": format!("evt_{}", uuid::Uuid::now_v7().simple()),
-            "type": "invoice.paid",
-            "created_at": rfc3339(now),
-            "invoice": invoice,
-        });
-        common::outbox::enqueue(&mut tx, WEBHOOK_TARGET, "", &event).await?;
-        tx.commit().await?;
-        Ok(invoice)
+            .bind(Status::Open.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+                let row = sqlx::query(&format!("SELECT {COLUMNS} FROM invoices WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(invoice) = row.as_ref().map(invoice_from_row) else {
+                    return Err(PayError::NotFound);
+                };
+                if updated == 0 {
+                    return Err(PayError::AlreadyPaid);
+                }
+                let event = json!({
+                    "id": format!("evt_{}", uuid::Uuid::now_v7().simple()),
+                    "type": "invoice.paid",
+                    "created_at": rfc3339(now),
+                    "invoice": invoice,
+                });
+                common::outbox::enqueue(&mut tx, WEBHOOK_TARGET, "", &event).await?;
+                tx.commit().await?;
+                Ok(invoice)
+            })
+            .await
     }
 }

@@ -157,24 +157,28 @@ impl Store {
     }
 
     pub async fn create(&self, p: &NewProduct) -> Result<Product, sqlx::Error> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = now_ms();
-        let inserted = self.insert(&self.db.pool, &id, None, p, now).await;
-        self.wrote();
-        inserted?;
-        let at = rfc3339(now);
-        Ok(Product {
-            id,
-            name: p.name.as_str().to_string(),
-            description: p.description.as_str().to_string(),
-            price_cents: p.price_cents.get(),
-            currency: p.currency.as_str().to_string(),
-            stock: p.stock.get(),
-            category: p.category.as_str().to_string(),
-            image_url: p.image_url.as_ref().map(|u| u.as_str().to_string()),
-            created_at: at.clone(),
-            updated_at: at,
-        })
+        common::telemetry::db("INSERT", "products")
+            .run(async move {
+                let id = uuid::Uuid::now_v7().to_string();
+                let now = now_ms();
+                let inserted = self.insert(&self.db.pool, &id, None, p, now).await;
+                self.wrote();
+                inserted?;
+                let at = rfc3339(now);
+                Ok(Product {
+                    id,
+                    name: p.name.as_str().to_string(),
+                    description: p.description.as_str().to_string(),
+                    price_cents: p.price_cents.get(),
+                    currency: p.currency.as_str().to_string(),
+                    stock: p.stock.get(),
+                    category: p.category.as_str().to_string(),
+                    image_url: p.image_url.as_ref().map(|u| u.as_str().to_string()),
+                    created_at: at.clone(),
+                    updated_at: at,
+                })
+            })
+            .await
     }
 
     /// Inserts one row; `Ok(false)` when a seed key already exists.
@@ -213,11 +217,15 @@ impl Store {
 
     /// A live product by (canonical) id.
     pub async fn get(&self, id: &str) -> Result<Option<Product>, sqlx::Error> {
-        let row = sqlx::query(GET)
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        row.as_ref().map(product_from_row).transpose()
+        common::telemetry::db("SELECT", "products")
+            .run(async move {
+                let row = sqlx::query(GET)
+                    .bind(id)
+                    .fetch_optional(&self.db.pool)
+                    .await?;
+                row.as_ref().map(product_from_row).transpose()
+            })
+            .await
     }
 
     /// A page of the live products `filter` selects, in its order, and
@@ -227,60 +235,69 @@ impl Store {
         filter: &ListQuery,
         page: PageParams,
     ) -> Result<(Vec<Product>, i64), sqlx::Error> {
-        // The page and the total come from one statement (a window count),
-        // so they always describe the same snapshot even while admins write.
-        let (condition, values) = list_filter(filter, 3);
-        let sql = format!(
-            concat!(
-                "SELECT ",
-                columns!(),
-                ", CAST(COUNT(*) OVER () AS BIGINT) AS total FROM products WHERE {} \
-                 ORDER BY {} LIMIT $1 OFFSET $2"
-            ),
-            condition,
-            filter.sort.order_by()
-        );
-        let mut query = sqlx::query(&sql).bind(page.limit).bind(page.offset);
-        for value in &values {
-            query = query.bind(value.as_str());
-        }
-        let rows = query.fetch_all(&self.db.pool).await?;
-        let total = match rows.first() {
-            Some(row) => row.try_get::<i64, _>("total")?,
-            None if page.offset == 0 => 0,
-            // A page past the end has no row to carry the window count.
-            None => {
-                let (condition, values) = list_filter(filter, 1);
-                let sql =
-                    format!("SELECT CAST(COUNT(*) AS BIGINT) FROM products WHERE {condition}");
-                let mut count = sqlx::query_scalar(&sql);
+        common::telemetry::db("SELECT", "products")
+            .run(async move {
+                // The page and the total come from one statement (a window count),
+                // so they always describe the same snapshot even while admins write.
+                let (condition, values) = list_filter(filter, 3);
+                let sql = format!(
+                    concat!(
+                        "SELECT ",
+                        columns!(),
+                        ", CAST(COUNT(*) OVER () AS BIGINT) AS total FROM products WHERE {} \
+                     ORDER BY {} LIMIT $1 OFFSET $2"
+                    ),
+                    condition,
+                    filter.sort.order_by()
+                );
+                let mut query = sqlx::query(&sql).bind(page.limit).bind(page.offset);
                 for value in &values {
-                    count = count.bind(value.as_str());
+                    query = query.bind(value.as_str());
                 }
-                count.fetch_one(&self.db.pool).await?
-            }
-        };
-        let items = rows
-            .iter()
-            .map(product_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, total))
+                let rows = query.fetch_all(&self.db.pool).await?;
+                let total = match rows.first() {
+                    Some(row) => row.try_get::<i64, _>("total")?,
+                    None if page.offset == 0 => 0,
+                    // A page past the end has no row to carry the window count.
+                    None => {
+                        let (condition, values) = list_filter(filter, 1);
+                        let sql = format!(
+                            "SELECT CAST(COUNT(*) AS BIGINT) FROM products WHERE {condition}"
+                        );
+                        let mut count = sqlx::query_scalar(&sql);
+                        for value in &values {
+                            count = count.bind(value.as_str());
+                        }
+                        count.fetch_one(&self.db.pool).await?
+                    }
+                };
+                let items = rows
+                    .iter()
+                    .map(product_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((items, total))
+            })
+            .await
     }
 
     /// The categories that have live products, with how many, by name.
     pub async fn categories(&self) -> Result<Vec<CategoryCount>, sqlx::Error> {
-        let rows = sqlx::query(CATEGORIES).fetch_all(&self.db.pool).await?;
-        let mut items = rows
-            .iter()
-            .map(|row| {
-                Ok(CategoryCount {
-                    name: row.try_get("category")?,
-                    count: row.try_get("count")?,
-                })
+        common::telemetry::db("SELECT", "products")
+            .run(async move {
+                let rows = sqlx::query(CATEGORIES).fetch_all(&self.db.pool).await?;
+                let mut items = rows
+                    .iter()
+                    .map(|row| {
+                        Ok(CategoryCount {
+                            name: row.try_get("category")?,
+                            count: row.try_get("count")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+                items.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(items)
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        items.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(items)
+            .await
     }
 
     /// Applies the given changes to a live product in one statement and
@@ -290,38 +307,46 @@ impl Store {
         id: &str,
         c: &ProductChanges,
     ) -> Result<Option<Product>, sqlx::Error> {
-        let name = c.name.as_ref().map(|n| n.as_str());
-        let row = sqlx::query(UPDATE)
-            .bind(name)
-            .bind(name.map(str::to_lowercase))
-            .bind(c.description.as_ref().map(|d| d.as_str()))
-            .bind(c.price_cents.map(|p| p.get()))
-            .bind(c.currency.as_ref().map(|x| x.as_str()))
-            .bind(c.stock.map(|s| s.get()))
-            .bind(now_ms())
-            .bind(id)
-            .bind(c.category.as_ref().map(|x| x.as_str()))
-            .bind(c.image_url.is_some())
-            .bind(
-                c.image_url
-                    .as_ref()
-                    .and_then(|u| u.as_ref().map(|u| u.as_str())),
-            )
-            .fetch_optional(&self.db.pool)
-            .await;
-        self.wrote();
-        row?.as_ref().map(product_from_row).transpose()
+        common::telemetry::db("UPDATE", "products")
+            .run(async move {
+                let name = c.name.as_ref().map(|n| n.as_str());
+                let row = sqlx::query(UPDATE)
+                    .bind(name)
+                    .bind(name.map(str::to_lowercase))
+                    .bind(c.description.as_ref().map(|d| d.as_str()))
+                    .bind(c.price_cents.map(|p| p.get()))
+                    .bind(c.currency.as_ref().map(|x| x.as_str()))
+                    .bind(c.stock.map(|s| s.get()))
+                    .bind(now_ms())
+                    .bind(id)
+                    .bind(c.category.as_ref().map(|x| x.as_str()))
+                    .bind(c.image_url.is_some())
+                    .bind(
+                        c.image_url
+                            .as_ref()
+                            .and_then(|u| u.as_ref().map(|u| u.as_str())),
+                    )
+                    .fetch_optional(&self.db.pool)
+                    .await;
+                self.wrote();
+                row?.as_ref().map(product_from_row).transpose()
+            })
+            .await
     }
 
     /// Marks a live product deleted; `false` if there was none.
     pub async fn delete(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let result = sqlx::query(DELETE)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.db.pool)
-            .await;
-        self.wrote();
-        Ok(result?.rows_affected() == 1)
+        common::telemetry::db("DELETE", "products")
+            .run(async move {
+                let result = sqlx::query(DELETE)
+                    .bind(now_ms())
+                    .bind(id)
+                    .execute(&self.db.pool)
+                    .await;
+                self.wrote();
+                Ok(result?.rows_affected() == 1)
+            })
+            .await
     }
 
     /// Inserts the catalog products whose keys are not present yet, in one

@@ -5,6 +5,10 @@
 //! whichever comes first.
 //! On stop it drains the queue and writes everything before returning.
 //!
+//! Each queued event keeps the span of the request that sent it; a batch's
+//! write is a span of its own linked to those (one write serves many
+//! traces, so it is a child of none).
+//!
 //! When the queue is full a request waits a short, bounded time for room
 //! (`queue_wait`): under overload that throttles clients to the rate the
 //! database takes, at the cost of a little latency, instead of spending CPU
@@ -18,16 +22,24 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use common::telemetry::{self, SpanContext};
+
 use crate::domain::Event;
 use crate::store::Store;
 
 /// Failed writes while stopping, before the events are given up.
 const FINAL_ATTEMPTS: u32 = 3;
 
+/// An event and the span that accepted it (when tracing is on).
+pub struct Queued {
+    event: Event,
+    cause: Option<SpanContext>,
+}
+
 /// The handlers' end of the queue.
 #[derive(Clone)]
 pub struct Ingest {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Queued>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +53,10 @@ pub enum PushError {
 impl Ingest {
     /// Queues `event`, waiting at most `wait` for room.
     pub async fn push(&self, event: Event, wait: Duration) -> Result<(), PushError> {
+        let event = Queued {
+            event,
+            cause: telemetry::current_span_context(),
+        };
         let event = match self.tx.try_send(event) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Closed(_)) => return Err(PushError::Closed),
@@ -57,7 +73,7 @@ impl Ingest {
 
 /// The writer's end of the queue.
 pub struct Writer {
-    rx: mpsc::Receiver<Event>,
+    rx: mpsc::Receiver<Queued>,
     store: Store,
     batch_size: usize,
     flush_interval: Duration,
@@ -85,7 +101,7 @@ pub fn channel(
 impl Writer {
     /// Writes batches until `stop`, then drains and writes what is left.
     pub async fn run(mut self, stop: CancellationToken) {
-        let mut batch: Vec<Event> = Vec::with_capacity(self.batch_size);
+        let mut batch: Vec<Queued> = Vec::with_capacity(self.batch_size);
         'serving: loop {
             // Wait for the first event of the next batch.
             tokio::select! {
@@ -132,10 +148,26 @@ impl Writer {
     /// Writes `batch` and empties it. A failed write is retried with
     /// backoff — the queue meanwhile fills and sheds load with `503` —
     /// except while stopping, where it is given up after a few attempts.
-    async fn flush(&self, batch: &mut Vec<Event>, stop: &CancellationToken) {
+    async fn flush(&self, queued: &mut Vec<Queued>, stop: &CancellationToken) {
+        let mut causes = Vec::new();
+        let mut batch: Vec<Event> = Vec::with_capacity(queued.len());
+        for q in queued.drain(..) {
+            causes.extend(q.cause);
+            batch.push(q.event);
+        }
         let mut attempts: u32 = 0;
         loop {
-            match self.store.insert_batch(batch).await {
+            let write = telemetry::span("stats.write_batch", telemetry::Kind::Internal, || {
+                vec![
+                    telemetry::Attr::new("db.operation.name", "INSERT"),
+                    telemetry::Attr::new("db.collection.name", "events"),
+                    telemetry::Attr::new("db.operation.batch.size", batch.len() as i64),
+                ]
+            })
+            .parent(Default::default())
+            .links(causes.clone())
+            .run(self.store.insert_batch(&batch));
+            match write.await {
                 Ok(written) => {
                     metrics::counter!("stats_events_written_total").increment(written);
                     if (written as usize) < batch.len() {
@@ -223,7 +255,7 @@ mod tests {
             async move { ingest.push(event(3), Duration::from_secs(5)).await }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(rx.recv().await.map(|e| e.ts), Some(1));
+        assert_eq!(rx.recv().await.map(|q| q.event.ts), Some(1));
         assert_eq!(pushing.await.unwrap(), Ok(()));
         rx.close();
         assert_eq!(ingest.push(event(4), wait).await, Err(PushError::Closed));

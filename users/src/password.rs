@@ -59,10 +59,15 @@ impl Hasher {
             .await
             .map_err(|e| HashError(e.to_string()))?;
         let password = password.to_string();
-        tokio::task::spawn_blocking(move || hash_now(&password))
+        // The span covers the hashing only, not the wait for a slot.
+        common::telemetry::span("argon2.hash", common::telemetry::Kind::Internal, Vec::new)
+            .run(async move {
+                tokio::task::spawn_blocking(move || hash_now(&password))
+                    .await
+                    .map_err(|e| HashError(e.to_string()))?
+                    .map_err(|e| HashError(e.to_string()))
+            })
             .await
-            .map_err(|e| HashError(e.to_string()))?
-            .map_err(|e| HashError(e.to_string()))
     }
 
     /// Checks `password` against `hash`; with `None` it checks against a
@@ -76,9 +81,13 @@ impl Hasher {
             .map(str::to_string)
             .unwrap_or_else(|| self.dummy_hash.to_string());
         let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_now(&password, &hash))
-            .await
-            .unwrap_or(false);
+        let ok =
+            common::telemetry::span("argon2.verify", common::telemetry::Kind::Internal, Vec::new)
+                .wrap(tokio::task::spawn_blocking(move || {
+                    verify_now(&password, &hash)
+                }))
+                .await
+                .unwrap_or(false);
         ok && known
     }
 }

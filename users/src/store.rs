@@ -89,48 +89,56 @@ impl Store {
         role: Role,
         announce: Option<&(dyn Fn(&User) -> Announcements + Sync)>,
     ) -> Result<User, StoreError> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = now_ms();
-        let mut tx = self.db.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, email_lower, name, password_hash, role, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        )
-        .bind(&id)
-        .bind(email)
-        .bind(email.to_lowercase())
-        .bind(name)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_unique)?;
-        let user = User {
-            id,
-            email: email.to_string(),
-            name: name.to_string(),
-            role,
-            created_at: rfc3339(now),
-        };
-        if let Some(announce) = announce {
-            let a = announce(&user);
-            common::outbox::enqueue(&mut tx, "mailer", "/send_email/", &a.welcome_email).await?;
-            common::outbox::enqueue(&mut tx, "stats", "/log", &a.stats_event).await?;
-        }
-        tx.commit().await?;
-        Ok(user)
+        common::telemetry::db("TRANSACTION", "users")
+            .run(async move {
+            let id = uuid::Uuid::now_v7().to_string();
+            let now = now_ms();
+            let mut tx = self.db.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO users (id, email, email_lower, name, password_hash, role, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&id)
+            .bind(email)
+            .bind(email.to_lowercase())
+            .bind(name)
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_unique)?;
+            let user = User {
+                id,
+                email: email.to_string(),
+                name: name.to_string(),
+                role,
+                created_at: rfc3339(now),
+            };
+            if let Some(announce) = announce {
+                let a = announce(&user);
+                common::outbox::enqueue(&mut tx, "mailer", "/send_email/", &a.welcome_email).await?;
+                common::outbox::enqueue(&mut tx, "stats", "/log", &a.stats_event).await?;
+            }
+            tx.commit().await?;
+            Ok(user)
+            })
+            .await
     }
 
     /// A live account by id.
     pub async fn get(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(row.as_ref().map(user_from_row))
+        common::telemetry::db("SELECT", "users")
+            .run(async move {
+                let row = sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id = $1 AND deleted_at IS NULL"
+                ))
+                .bind(id)
+                .fetch_optional(&self.db.pool)
+                .await?;
+                Ok(row.as_ref().map(user_from_row))
+            })
+            .await
     }
 
     /// A live account and its hash by email, case-insensitively.
@@ -149,17 +157,21 @@ impl Store {
         column: &'static str,
         value: &str,
     ) -> Result<Option<Credentials>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, token_version FROM users WHERE {column} = $1 AND deleted_at IS NULL"
-        ))
-        .bind(value)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        Ok(row.map(|r| Credentials {
-            user: user_from_row(&r),
-            password_hash: r.get("password_hash"),
-            token_version: r.get("token_version"),
-        }))
+        common::telemetry::db("SELECT", "users")
+            .run(async move {
+            let row = sqlx::query(&format!(
+                "SELECT {USER_COLUMNS}, token_version FROM users WHERE {column} = $1 AND deleted_at IS NULL"
+            ))
+            .bind(value)
+            .fetch_optional(&self.db.pool)
+            .await?;
+            Ok(row.map(|r| Credentials {
+                user: user_from_row(&r),
+                password_hash: r.get("password_hash"),
+                token_version: r.get("token_version"),
+            }))
+            })
+            .await
     }
 
     /// Applies the given changes to a live account; `None` if it is gone.
@@ -173,50 +185,55 @@ impl Store {
         password_hash: Option<&str>,
         role: Option<Role>,
     ) -> Result<Option<User>, StoreError> {
-        let mut tx = self.db.begin_write().await?;
-        let Some(current) =
-            sqlx::query("SELECT role FROM users WHERE id = $1 AND deleted_at IS NULL")
+        common::telemetry::db("TRANSACTION", "users")
+            .run(async move {
+                let mut tx = self.db.begin_write().await?;
+                let Some(current) =
+                    sqlx::query("SELECT role FROM users WHERE id = $1 AND deleted_at IS NULL")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                else {
+                    return Ok(None);
+                };
+                let role_changes =
+                    role.is_some_and(|r| r.as_str() != current.get::<String, _>("role"));
+                // A new email revokes too: tokens carry the email (order
+                // confirmations go to it), and a stale one must not outlive it.
+                let revokes = password_hash.is_some() || email.is_some() || role_changes;
+                // One conditional UPDATE: COALESCE keeps columns the caller left out,
+                // so concurrent partial updates of different fields never undo each
+                // other, and the version is incremented by the database, so two
+                // concurrent revocations make two versions.
+                let row = sqlx::query(
+                    "UPDATE users SET \
+                   email = COALESCE($1, email), email_lower = COALESCE($2, email_lower), \
+                   name = COALESCE($3, name), password_hash = COALESCE($4, password_hash), \
+                   role = COALESCE($5, role), updated_at = $6, token_version = token_version + $7 \
+                 WHERE id = $8 AND deleted_at IS NULL \
+                 RETURNING token_version",
+                )
+                .bind(email)
+                .bind(email.map(str::to_lowercase))
+                .bind(name)
+                .bind(password_hash)
+                .bind(role.map(Role::as_str))
+                .bind(now_ms())
+                .bind(i64::from(revokes))
                 .bind(id)
                 .fetch_optional(&mut *tx)
-                .await?
-        else {
-            return Ok(None);
-        };
-        let role_changes = role.is_some_and(|r| r.as_str() != current.get::<String, _>("role"));
-        // A new email revokes too: tokens carry the email (order
-        // confirmations go to it), and a stale one must not outlive it.
-        let revokes = password_hash.is_some() || email.is_some() || role_changes;
-        // One conditional UPDATE: COALESCE keeps columns the caller left out,
-        // so concurrent partial updates of different fields never undo each
-        // other, and the version is incremented by the database, so two
-        // concurrent revocations make two versions.
-        let row = sqlx::query(
-            "UPDATE users SET \
-               email = COALESCE($1, email), email_lower = COALESCE($2, email_lower), \
-               name = COALESCE($3, name), password_hash = COALESCE($4, password_hash), \
-               role = COALESCE($5, role), updated_at = $6, token_version = token_version + $7 \
-             WHERE id = $8 AND deleted_at IS NULL \
-             RETURNING token_version",
-        )
-        .bind(email)
-        .bind(email.map(str::to_lowercase))
-        .bind(name)
-        .bind(password_hash)
-        .bind(role.map(Role::as_str))
-        .bind(now_ms())
-        .bind(i64::from(revokes))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_unique)?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        if revokes {
-            announce_version(&mut tx, id, row.get("token_version"), false).await?;
-        }
-        tx.commit().await?;
-        self.get(id).await
+                .await
+                .map_err(map_unique)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                if revokes {
+                    announce_version(&mut tx, id, row.get("token_version"), false).await?;
+                }
+                tx.commit().await?;
+                self.get(id).await
+            })
+            .await
     }
 
     /// Erases an account's personal data and marks it deleted; its email
@@ -224,22 +241,26 @@ impl Store {
     /// deletion is announced in the same transaction). `false` if it was
     /// already gone.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.db.begin_write().await?;
-        let row = sqlx::query(
-            "UPDATE users SET email = '', email_lower = 'deleted:' || id, name = '', password_hash = '', \
-               deleted_at = $1, updated_at = $1, token_version = token_version + 1 \
-             WHERE id = $2 AND deleted_at IS NULL \
-             RETURNING token_version",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        announce_version(&mut tx, id, row.get("token_version"), true).await?;
-        tx.commit().await?;
-        Ok(true)
+        common::telemetry::db("TRANSACTION", "users")
+            .run(async move {
+            let mut tx = self.db.begin_write().await?;
+            let row = sqlx::query(
+                "UPDATE users SET email = '', email_lower = 'deleted:' || id, name = '', password_hash = '', \
+                   deleted_at = $1, updated_at = $1, token_version = token_version + 1 \
+                 WHERE id = $2 AND deleted_at IS NULL \
+                 RETURNING token_version",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            announce_version(&mut tx, id, row.get("token_version"), true).await?;
+            tx.commit().await?;
+            Ok(true)
+            })
+            .await
     }
 }

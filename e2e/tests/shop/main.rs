@@ -28,3 +28,4 @@ mod private_data;
 mod regressions;
 mod revocation;
 mod routes;
+mod tracing;

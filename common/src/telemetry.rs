@@ -1,0 +1,321 @@
+//! Distributed tracing with OpenTelemetry: W3C Trace Context in and out,
+//! spans around the work that takes time, OTLP/HTTP (protobuf) export.
+//!
+//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
+//! Off means no tracer at all: every helper here checks one `OnceLock` and
+//! goes straight to the work, so a request allocates nothing for tracing.
+//! On, the SDK reads the standard variables itself (`OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`,
+//! `OTEL_EXPORTER_OTLP_*`); the service's own name is the default name.
+//!
+//! The current span travels in OpenTelemetry's [`Context`], attached to
+//! each future with [`FutureExt::with_context`] (never a guard held across
+//! an `.await`). Attributes name what was done — routes, tables, statement
+//! kinds, targets — and never carry values a user sent.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::OnceLock;
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{
+    FutureExt, Link, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
+};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+pub use opentelemetry::trace::{SpanContext, SpanKind as Kind};
+pub use opentelemetry::{Context, KeyValue as Attr};
+
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
+struct Telemetry {
+    provider: SdkTracerProvider,
+    tracer: SdkTracer,
+}
+
+static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
+
+/// Starts exporting when an OTLP endpoint is configured; a no-op otherwise
+/// and on later calls. `service` is the default `service.name`.
+pub fn init(service: &'static str) {
+    let configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
+    if !configured || TELEMETRY.get().is_some() {
+        return;
+    }
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("tracing stays off: cannot build the OTLP exporter: {e}");
+            return;
+        }
+    };
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var("OTEL_SERVICE_NAME").is_err() {
+        resource = resource.with_service_name(service);
+    }
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    let tracer = provider.tracer(service);
+    if TELEMETRY.set(Telemetry { provider, tracer }).is_ok() {
+        log::info!("tracing: exporting spans over OTLP/HTTP");
+    }
+}
+
+/// Sends the spans still buffered; call once at exit.
+pub fn shutdown() {
+    if let Some(t) = TELEMETRY.get() {
+        if let Err(e) = t.provider.shutdown() {
+            log::warn!("tracing: flushing spans at exit failed: {e}");
+        }
+    }
+}
+
+/// Whether spans are made at all.
+#[inline]
+pub fn enabled() -> bool {
+    TELEMETRY.get().is_some()
+}
+
+fn tracer() -> Option<&'static SdkTracer> {
+    TELEMETRY.get().map(|t| &t.tracer)
+}
+
+/// A span to start: built only when tracing is on, so the attribute
+/// closure (and its allocations) never runs otherwise.
+pub struct SpanSpec<A> {
+    name: &'static str,
+    /// Appended to `name` after a space (`SELECT` + `orders`).
+    suffix: Option<&'static str>,
+    kind: SpanKind,
+    attrs: A,
+    parent: Option<Context>,
+    links: Vec<Link>,
+}
+
+/// `name` with attributes from `attrs`, as a child of the current span.
+pub fn span<A: FnOnce() -> Vec<KeyValue>>(
+    name: &'static str,
+    kind: SpanKind,
+    attrs: A,
+) -> SpanSpec<A> {
+    SpanSpec {
+        name,
+        suffix: None,
+        kind,
+        attrs,
+        parent: None,
+        links: Vec::new(),
+    }
+}
+
+impl<A: FnOnce() -> Vec<KeyValue>> SpanSpec<A> {
+    /// A child of `parent` rather than of the current span.
+    pub fn parent(mut self, parent: Context) -> Self {
+        self.parent = Some(parent);
+        self
+    }
+
+    /// Linked to these span contexts (the causes of a batch).
+    pub fn links(mut self, links: Vec<SpanContext>) -> Self {
+        self.links = links.into_iter().map(Link::with_context).collect();
+        self
+    }
+
+    /// The started span's context, or `None` when tracing is off.
+    pub fn start(self) -> Option<Context> {
+        let tracer = tracer()?;
+        let parent = self.parent.unwrap_or_else(Context::current);
+        let name: Cow<'static, str> = match self.suffix {
+            Some(suffix) => format!("{} {suffix}", self.name).into(),
+            None => self.name.into(),
+        };
+        let span = tracer
+            .span_builder(name)
+            .with_kind(self.kind)
+            .with_attributes((self.attrs)())
+            .with_links(self.links)
+            .start_with_context(tracer, &parent);
+        Some(parent.with_span(span))
+    }
+
+    /// Runs `fut` inside the span; a `Result` marks the span as failed.
+    pub async fn run<F, T, E>(self, fut: F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let Some(cx) = self.start() else {
+            return fut.await;
+        };
+        let out = fut.with_context(cx.clone()).await;
+        if let Err(e) = &out {
+            cx.span().set_status(Status::error(e.to_string()));
+        }
+        cx.span().end();
+        out
+    }
+
+    /// Runs `fut` inside the span, whatever it returns.
+    pub async fn wrap<F: Future>(self, fut: F) -> F::Output {
+        let Some(cx) = self.start() else {
+            return fut.await;
+        };
+        let out = fut.with_context(cx.clone()).await;
+        cx.span().end();
+        out
+    }
+}
+
+/// A database call: its statement kind (`SELECT`, `INSERT`, … or
+/// `TRANSACTION` for several) and main table — never values.
+pub fn db(
+    operation: &'static str,
+    table: &'static str,
+) -> SpanSpec<impl FnOnce() -> Vec<KeyValue>> {
+    let mut spec = span(operation, SpanKind::Client, move || {
+        vec![
+            KeyValue::new("db.operation.name", operation),
+            KeyValue::new("db.collection.name", table),
+        ]
+    });
+    spec.suffix = Some(table);
+    spec
+}
+
+/// Marks a span failed (with the error's kind, never its values).
+pub fn set_error(cx: &Context, kind: impl Into<Cow<'static, str>>) {
+    cx.span().set_status(Status::Error {
+        description: kind.into(),
+    });
+}
+
+/// Adds attributes to the span of `cx`.
+pub fn set_attributes(cx: &Context, attrs: impl IntoIterator<Item = KeyValue>) {
+    cx.span().set_attributes(attrs);
+}
+
+/// The span context of the current span, when one is being recorded.
+pub fn current_span_context() -> Option<SpanContext> {
+    if !enabled() {
+        return None;
+    }
+    let cx = Context::current();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then_some(sc)
+}
+
+/// `(trace_id, span_id)` of the current span, as hex, for log lines.
+pub fn current_ids() -> Option<(String, String)> {
+    current_span_context().map(|sc| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+/// The W3C `traceparent` of the current span (for the outbox).
+pub fn current_traceparent() -> Option<String> {
+    let sc = current_span_context()?;
+    Some(format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    ))
+}
+
+/// The remote parent a stored `traceparent` names (an empty context if it
+/// does not parse).
+pub fn context_from_traceparent(traceparent: &str) -> Context {
+    let mut map = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(traceparent) {
+        map.insert(TRACEPARENT, v);
+    }
+    extract(&map)
+}
+
+/// The remote parent the request's `traceparent`/`tracestate` name, if any.
+pub fn extract(headers: &HeaderMap) -> Context {
+    TraceContextPropagator::new().extract_with_context(&Context::new(), &HeaderExtractor(headers))
+}
+
+/// Writes `cx`'s span as `traceparent`/`tracestate` into outbound headers.
+pub fn inject(cx: &Context, headers: &mut HeaderMap) {
+    TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
+}
+
+/// Writes the current span (if any is recorded) into outbound headers.
+pub fn inject_current(headers: &mut HeaderMap) {
+    if enabled() {
+        inject(&Context::current(), headers);
+    }
+}
+
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(key.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_traceparent_becomes_a_remote_parent() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let cx = context_from_traceparent(tp);
+        let sc = cx.span().span_context().clone();
+        assert!(sc.is_remote());
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(sc.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(!context_from_traceparent("garbage")
+            .span()
+            .span_context()
+            .is_valid());
+    }
+
+    #[test]
+    fn off_means_no_ids_and_no_headers() {
+        // No exporter is configured in unit tests.
+        assert!(!enabled());
+        assert_eq!(current_traceparent(), None);
+        let mut h = HeaderMap::new();
+        inject_current(&mut h);
+        assert!(h.is_empty());
+    }
+}
