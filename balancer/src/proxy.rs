@@ -429,13 +429,15 @@ impl Proxy {
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = started + timeout;
         let (mut parts, body) = req.into_parts();
-        let has_host = headers::prepare_request(
-            &mut parts.headers,
-            scan,
-            peer.ip(),
-            &self.shared.config.trusted_proxies,
-            parts.uri.authority(),
-        );
+        let has_host = self.shared.config.trusted_proxies.with(|trusted| {
+            headers::prepare_request(
+                &mut parts.headers,
+                scan,
+                peer.ip(),
+                trusted,
+                parts.uri.authority(),
+            )
+        });
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
         let method = parts.method.clone();
         // Only these may be sent twice: repeating them changes nothing.
