@@ -21,12 +21,16 @@ RUN cargo chef prepare --recipe-path recipe.json
 # `--profile container`: release without LTO and with parallel codegen, so
 # a cold image build fits CI's budget on two cores (Cargo.toml says what it
 # costs at run time).
+# Dependencies are cooked for exactly the packages and targets built after
+# them: cargo unifies features over what one command builds, so cooking the
+# whole workspace (the load generator, benches) would leave the services'
+# dependencies to be compiled again with other features.
 FROM chef AS builder
+ARG PACKAGES="--bins -p users -p products -p cart -p mailer -p stats -p payments-mock -p balancer"
 COPY --from=planner /app/recipe.json recipe.json
-RUN cargo chef cook --profile container --locked --recipe-path recipe.json
+RUN cargo chef cook --profile container --locked ${PACKAGES} --recipe-path recipe.json
 COPY . .
-RUN cargo build --profile container --locked --bins \
-    -p users -p products -p cart -p mailer -p stats -p payments-mock -p balancer \
+RUN cargo build --profile container --locked ${PACKAGES} \
  && mkdir -p /out/data
 
 # Picks the one binary; this stage has a shell (the runtime has none), so

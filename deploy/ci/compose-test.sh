@@ -68,7 +68,8 @@ docker-compose version --short
 
 step "stand-ins for the images docker-compose.yml and the Dockerfile pin"
 pin() { grep -oE "image: $1:[^ ]+" docker-compose.yml | head -n1 | sed 's/.*://'; }
-"$ROOT/../shared/container-standins/build.sh" \
+# A clean clone sits beside ../shared; STANDINS names the script elsewhere.
+"${STANDINS:-$ROOT/../shared/container-standins/build.sh}" \
     --rust-version "$(sed -n 's/^ARG RUST_VERSION=//p' Dockerfile)" \
     --mailpit-tag "$(pin axllent/mailpit)" \
     --prometheus-tag "$(pin prom/prometheus)"
