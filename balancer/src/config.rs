@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
+use common::peers::TrustedPeers;
 use common::server::ServerOptions;
-use ipnet::IpNet;
 
 use crate::routes::{parse_size_str, Table, UpstreamUrl, DEFAULT_TABLE};
 use crate::storefront;
@@ -35,7 +35,7 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "trusted_proxies",
         None,
-        "Front proxies (addresses or CIDR ranges, comma-separated) whose forwarding headers are kept; from anyone else they are replaced",
+        "Front proxies (addresses, CIDR ranges or host names re-resolved with the upstreams, comma-separated) whose forwarding headers are kept; from anyone else they are replaced",
     ),
     Setting::new(
         "routes",
@@ -195,7 +195,7 @@ pub struct BalancerConfig {
     /// The operational listener: never the public port.
     pub admin_listen: SocketAddr,
     /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept.
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: TrustedPeers,
     /// Where the table came from, for logs.
     pub table_source: String,
     pub table: Table,
@@ -371,7 +371,7 @@ impl BalancerConfig {
         Ok(BalancerConfig {
             listen,
             admin_listen,
-            trusted_proxies: config.networks("trusted_proxies")?,
+            trusted_proxies: config.peers("trusted_proxies")?,
             table_source,
             table,
             cors,
@@ -410,7 +410,7 @@ impl BalancerConfig {
         BalancerConfig {
             listen: "127.0.0.1:0".parse().expect("a literal address"),
             admin_listen: "127.0.0.1:0".parse().expect("a literal address"),
-            trusted_proxies: Vec::new(),
+            trusted_proxies: TrustedPeers::default(),
             table_source: "test".to_string(),
             table,
             cors: Origins::List(vec!["http://localhost:5173".to_string()]),
@@ -461,7 +461,7 @@ mod tests {
         let c = load(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.admin_listen.to_string(), "127.0.0.1:8081");
-        assert!(c.trusted_proxies.is_empty());
+        assert!(c.trusted_proxies.with(|t| t.is_empty()));
         assert_eq!(c.max_body, 1 << 20);
         assert_eq!(c.route_timeout, Duration::from_secs(15));
         assert!(c.cors.allows(b"http://localhost:5173"));
@@ -534,10 +534,17 @@ mod tests {
     }
 
     #[test]
-    fn trusted_proxies_are_addresses_and_ranges() {
-        let c = load(&[("BALANCER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")]).unwrap();
-        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+    fn trusted_proxies_are_addresses_ranges_and_names() {
+        let c = load(&[(
+            "BALANCER_TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7,::1,front",
+        )])
+        .unwrap();
+        let shown: Vec<String> = c
+            .trusted_proxies
+            .with(|t| t.iter().map(|n| n.to_string()).collect());
         assert_eq!(shown, ["10.0.0.0/8", "192.0.2.7/32", "::1/128"]);
+        assert_eq!(c.trusted_proxies.hosts(), ["front"]);
         let err = error(&[("BALANCER_TRUSTED_PROXIES", "10.0.0.0/33")]);
         assert!(err.contains("BALANCER_TRUSTED_PROXIES"), "{err}");
     }

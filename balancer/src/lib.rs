@@ -65,6 +65,7 @@ impl Balancer {
                 );
             }
         }
+        shared.config.trusted_proxies.refresh().await;
         let mut background = Tasks::new();
         let opts = shared.config.health.clone();
         let client = upstream::health_client(shared.config.connect_timeout);
@@ -83,6 +84,7 @@ impl Balancer {
                 for pool in &shared.pools {
                     pool.resolve().await;
                 }
+                shared.config.trusted_proxies.refresh().await;
             }
         });
         Balancer { shared, background }

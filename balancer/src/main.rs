@@ -18,7 +18,7 @@ use balancer::proxy::Proxy;
 use balancer::routes::Target;
 use balancer::Balancer;
 use clap::{Arg, Command};
-use common::cli::{fail, healthcheck};
+use common::cli::{fail, healthcheck, listen_of};
 use tokio_util::sync::CancellationToken;
 
 /// Many small short-lived allocations per request (header maps, request
@@ -42,16 +42,20 @@ fn main() -> ExitCode {
         let file = m.get_one::<String>("file").cloned().unwrap_or_default();
         return check_config(&file);
     }
+    if matches.subcommand_matches("healthcheck").is_some() {
+        let listen = match listen_of(&raw) {
+            Ok(l) => l,
+            Err(e) => return fail(binary.name, "configuration error", e),
+        };
+        return match current_thread() {
+            Ok(rt) => rt.block_on(healthcheck(listen)),
+            Err(e) => fail(binary.name, "cannot start", e),
+        };
+    }
     let config = match BalancerConfig::from_config(&raw) {
         Ok(c) => c,
         Err(e) => return fail(binary.name, "configuration error", e),
     };
-    if matches.subcommand_matches("healthcheck").is_some() {
-        return match current_thread() {
-            Ok(rt) => rt.block_on(healthcheck(config.listen)),
-            Err(e) => fail(binary.name, "cannot start", e),
-        };
-    }
     match run(config) {
         Ok(()) => {
             common::telemetry::shutdown();

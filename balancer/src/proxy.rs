@@ -514,13 +514,15 @@ impl Proxy {
         let timeout = rule.timeout.unwrap_or(self.shared.config.route_timeout);
         let deadline = started + timeout;
         let (mut parts, body) = req.into_parts();
-        let has_host = headers::prepare_request(
-            &mut parts.headers,
-            scan,
-            peer.ip(),
-            &self.shared.config.trusted_proxies,
-            parts.uri.authority(),
-        );
+        let has_host = self.shared.config.trusted_proxies.with(|trusted| {
+            headers::prepare_request(
+                &mut parts.headers,
+                scan,
+                peer.ip(),
+                trusted,
+                parts.uri.authority(),
+            )
+        });
         parts.headers.insert(headers::X_REQUEST_ID, rid.clone());
         if let Some(cx) = span {
             telemetry::inject(cx, &mut parts.headers);

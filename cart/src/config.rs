@@ -140,7 +140,10 @@ impl CartConfig {
             Some(list) => {
                 let first = list.split(',').map(str::trim).find(|k| !k.is_empty());
                 match first {
-                    Some(k) if k.len() >= MIN_SECRET_LEN => k.to_string(),
+                    Some(k) if k.len() >= MIN_SECRET_LEN => {
+                        common::service::refuse_placeholder(config, "payments_key", k)?;
+                        k.to_string()
+                    }
                     _ => {
                         return Err(config.invalid(
                             "payments_key",

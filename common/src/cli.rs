@@ -7,7 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{ArgMatches, Command};
+use clap::{Arg, ArgMatches, Command};
 use tokio::net::TcpListener;
 
 use crate::config::{command, Config, ConfigError, Setting};
@@ -15,6 +15,35 @@ use crate::service::BaseConfig;
 
 /// Exit code for bad configuration (as sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
+
+/// The subcommand that generates a compose deployment's secrets.
+pub const INIT_SECRETS: &str = "init-secrets";
+
+/// Runs `init-secrets`, saying what it created.
+fn init_secrets(name: &str, dir: &std::path::Path) -> ExitCode {
+    match crate::secrets::init_secrets(dir) {
+        Ok(created) if created.is_empty() => {
+            println!("secrets in {}: all present, none created", dir.display());
+            ExitCode::SUCCESS
+        }
+        Ok(created) => {
+            println!(
+                "secrets in {}: created {}",
+                dir.display(),
+                created.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(name, "init-secrets failed", e),
+    }
+}
+
+/// The listen address alone, for `healthcheck`: it must not do what
+/// validating the rest would (create development secrets, warn about them,
+/// need a database setting), only find the port to ask.
+pub fn listen_of(raw: &Config) -> Result<SocketAddr, ConfigError> {
+    raw.get("listen")
+}
 
 /// What a service binary is.
 pub struct Binary {
@@ -28,16 +57,33 @@ pub struct Binary {
 impl Binary {
     /// The clap command with every setting as a flag; add subcommands to it.
     pub fn command(&self) -> Command {
-        command(self.name, self.about, self.prefix, &self.settings).subcommand(
-            Command::new("healthcheck")
-                .about("Exit 0 if this service's /readyz answers 200, else 1"),
-        )
+        command(self.name, self.about, self.prefix, &self.settings)
+            .subcommand(
+                Command::new("healthcheck")
+                    .about("Exit 0 if this service's /readyz answers 200, else 1"),
+            )
+            .subcommand(
+                Command::new(INIT_SECRETS)
+                    .about("Generate every secret of a compose deployment into DIR, keeping those already there")
+                    .arg(
+                        Arg::new("dir")
+                            .long("dir")
+                            .value_name("DIR")
+                            .required(true)
+                            .help("Existing directory (the secrets volume)"),
+                    ),
+            )
     }
 
     /// Parses the command line (exiting on `--help` or bad flags), starts
     /// logging and loads the configuration, exiting on a bad value.
+    /// `init-secrets` needs no configuration: it is answered here.
     pub fn start(&self, cmd: Command) -> Result<(ArgMatches, Config), ExitCode> {
         let matches = cmd.get_matches();
+        if let Some(args) = matches.subcommand_matches(INIT_SECRETS) {
+            let dir = args.get_one::<String>("dir").expect("clap requires --dir");
+            return Err(init_secrets(self.name, std::path::Path::new(dir)));
+        }
         crate::logging::init(self.name);
         crate::telemetry::init(self.name);
         raise_open_file_limit();
@@ -109,8 +155,6 @@ pub trait Service: Sized {
     type StartError: Display;
     /// Builds the typed settings from the layered configuration.
     fn configure(raw: &Config) -> Result<Self::Config, ConfigError>;
-    /// Where the configured service listens (for `healthcheck`).
-    fn listen(config: &Self::Config) -> SocketAddr;
     /// Connects the database, runs migrations, starts background tasks.
     fn start(config: Self::Config) -> impl Future<Output = Result<Self, Self::StartError>>;
     /// Serves until `shutdown`, then stops background tasks.
@@ -133,8 +177,8 @@ pub enum Started<S> {
     Exit(ExitCode),
 }
 
-/// Parses the command line, loads and validates configuration, answers
-/// `healthcheck`, and starts the service.
+/// Parses the command line, answers `init-secrets` and `healthcheck`,
+/// loads and validates configuration, and starts the service.
 pub async fn start<S: Service>(binary: &Binary, cmd: Command) -> Started<S> {
     start_with(binary, cmd, |_, _| {}).await
 }
@@ -151,14 +195,17 @@ pub async fn start_with<S: Service>(
         Ok(pair) => pair,
         Err(code) => return Started::Exit(code),
     };
+    if matches.subcommand_matches("healthcheck").is_some() {
+        return Started::Exit(match listen_of(&raw) {
+            Ok(listen) => healthcheck(listen).await,
+            Err(e) => fail(binary.name, "configuration error", e),
+        });
+    }
     let mut config = match S::configure(&raw) {
         Ok(c) => c,
         Err(e) => return Started::Exit(fail(binary.name, "configuration error", e)),
     };
     adjust(&matches, &mut config);
-    if matches.subcommand_matches("healthcheck").is_some() {
-        return Started::Exit(healthcheck(S::listen(&config)).await);
-    }
     match S::start(config).await {
         Ok(service) => Started::Service(matches, service),
         Err(e) => Started::Exit(fail(binary.name, "cannot start", e)),
@@ -216,10 +263,6 @@ macro_rules! service_binary {
                 raw: &$crate::config::Config,
             ) -> Result<$config, $crate::config::ConfigError> {
                 <$config>::from_config(raw)
-            }
-
-            fn listen(config: &$config) -> std::net::SocketAddr {
-                config.base.listen
             }
 
             async fn start(config: $config) -> Result<Self, $err> {

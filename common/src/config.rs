@@ -2,9 +2,19 @@
 //!
 //! Each service declares its settings as a table of [`Setting`]s. Values are
 //! merged in layers, lowest first: built-in defaults, a TOML file
-//! (`--config FILE`), a `.env` file, environment variables with the service's
-//! prefix (`USERS_LISTEN`), and command-line flags (`--listen`). Every value
-//! remembers where it came from, so a bad one is reported with its source.
+//! (`--config FILE`), a `shop.env` file in the working directory,
+//! environment variables with the service's prefix (`USERS_LISTEN`), and
+//! command-line flags (`--listen`). Every value remembers where it came
+//! from, so a bad one is reported with its source.
+//!
+//! The dotenv layer is deliberately not called `.env`: that name belongs to
+//! docker-compose, which reads it for `${…}` interpolation, and one file
+//! with two meanings made `cargo run` pick up compose's overrides.
+//!
+//! In the variable layers (`shop.env` and the environment) any variable
+//! `X` may be given as `X_FILE` instead, naming a file whose content
+//! (trimmed) is the value: how containers get secrets from a volume
+//! without putting them in their environment. Setting both is an error.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,7 +88,7 @@ impl fmt::Display for Source {
         match self {
             Source::Default => write!(f, "the built-in default"),
             Source::File(p) => write!(f, "config file {}", p.display()),
-            Source::DotEnv(v) => write!(f, ".env variable {v}"),
+            Source::DotEnv(v) => write!(f, "{DOTENV_FILE} variable {v}"),
             Source::Env(v) => write!(f, "environment variable {v}"),
             Source::Flag(v) => write!(f, "command-line flag --{v}"),
         }
@@ -112,6 +122,12 @@ pub struct Config {
 
 /// The flag that names the TOML file; not a setting itself.
 const CONFIG_FLAG: &str = "config";
+
+/// The services' dotenv file, read from the working directory if present.
+pub const DOTENV_FILE: &str = "shop.env";
+
+/// The suffix of a variable that names a file holding the value.
+pub const FILE_SUFFIX: &str = "_FILE";
 
 /// Builds the clap command for a service: one flag per setting plus
 /// `--config`. `--help` lists every setting with its variable and default.
@@ -151,13 +167,13 @@ pub fn command(
 
 impl Config {
     /// Loads the layers from the real process: the file named by `--config`
-    /// or `<PREFIX>_CONFIG`, `./.env`, the environment, and `matches`.
+    /// or `<PREFIX>_CONFIG`, `./shop.env`, the environment, and `matches`.
     pub fn load(
         prefix: &str,
         settings: &[Setting],
         matches: &ArgMatches,
     ) -> Result<Config, ConfigError> {
-        let dotenv: Vec<(String, String)> = match dotenvy::from_filename_iter(".env") {
+        let dotenv: Vec<(String, String)> = match dotenvy::from_filename_iter(DOTENV_FILE) {
             Ok(iter) => iter.filter_map(Result::ok).collect(),
             Err(_) => Vec::new(),
         };
@@ -204,27 +220,9 @@ impl Config {
                 values.insert(setting.key, (value, Source::File(path.to_path_buf())));
             }
         }
-        for s in settings {
-            let prefixed = s.env_var(prefix);
-            // Within one layer the prefixed name wins over the shared one.
-            for name in s.shared_env.iter().map(|n| n.to_string()).chain([prefixed]) {
-                if let Some((_, v)) = dotenv
-                    .iter()
-                    .rev()
-                    .find(|(k, v)| *k == name && !v.is_empty())
-                {
-                    values.insert(s.key, (v.clone(), Source::DotEnv(name.clone())));
-                }
-            }
-        }
-        for s in settings {
-            let prefixed = s.env_var(prefix);
-            for name in s.shared_env.iter().map(|n| n.to_string()).chain([prefixed]) {
-                if let Some(v) = env.get(&name).filter(|v| !v.is_empty()) {
-                    values.insert(s.key, (v.clone(), Source::Env(name.clone())));
-                }
-            }
-        }
+        let dotenv: BTreeMap<String, String> = dotenv.iter().cloned().collect();
+        variable_layer(&mut values, prefix, settings, &dotenv, Source::DotEnv)?;
+        variable_layer(&mut values, prefix, settings, env, Source::Env)?;
         for (key, v) in flags {
             if let Some(s) = settings.iter().find(|s| s.key == key) {
                 values.insert(s.key, (v.clone(), Source::Flag(s.flag())));
@@ -298,17 +296,11 @@ impl Config {
             .unwrap_or_default()
     }
 
-    /// A comma-separated list of addresses and CIDR ranges (`10.0.0.0/8,
-    /// ::1`), such as the peers whose forwarding headers are believed.
-    pub fn networks(&self, key: &str) -> Result<Vec<IpNet>, ConfigError> {
-        self.list(key)
-            .iter()
-            .map(|s| {
-                parse_net(s).ok_or_else(|| {
-                    self.invalid(key, format!("`{s}` is not an address or CIDR range"))
-                })
-            })
-            .collect()
+    /// A comma-separated list of addresses, CIDR ranges and host names
+    /// (`10.0.0.0/8, ::1, balancer`), such as the peers whose forwarding
+    /// headers are believed; names are resolved by the caller's refresh.
+    pub fn peers(&self, key: &str) -> Result<crate::peers::TrustedPeers, ConfigError> {
+        crate::peers::TrustedPeers::parse(&self.list(key)).map_err(|m| self.invalid(key, m))
     }
 
     /// Parses with a custom function; errors carry the key and the source.
@@ -350,6 +342,50 @@ impl Config {
             hint,
         }
     }
+}
+
+/// Applies one layer of variables (`shop.env` or the environment): for each
+/// setting its shared variable, then its prefixed one (which wins), each
+/// either given directly or as `NAME_FILE`. An empty value counts as unset.
+fn variable_layer(
+    values: &mut BTreeMap<&'static str, (String, Source)>,
+    prefix: &str,
+    settings: &[Setting],
+    vars: &BTreeMap<String, String>,
+    source: fn(String) -> Source,
+) -> Result<(), ConfigError> {
+    let get = |name: &str| vars.get(name).filter(|v| !v.is_empty());
+    for s in settings {
+        let prefixed = s.env_var(prefix);
+        for name in s.shared_env.iter().map(|n| n.to_string()).chain([prefixed]) {
+            let file_var = format!("{name}{FILE_SUFFIX}");
+            match (get(&name), get(&file_var)) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: s.key.to_string(),
+                        origin: source(file_var.clone()),
+                        message: format!("both {name} and {file_var} are set; set one of them"),
+                    })
+                }
+                (Some(v), None) => {
+                    values.insert(s.key, (v.clone(), source(name)));
+                }
+                (None, Some(path)) => {
+                    let value = std::fs::read_to_string(path)
+                        .map_err(|e| ConfigError::Invalid {
+                            key: s.key.to_string(),
+                            origin: source(file_var.clone()),
+                            message: format!("cannot read {path}: {e}"),
+                        })?
+                        .trim()
+                        .to_string();
+                    values.insert(s.key, (value, source(file_var)));
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads a flat TOML table; scalar values become strings, arrays of scalars
@@ -514,6 +550,58 @@ mod tests {
         let e = env(&[("USERS_LISTEN", "")]);
         let c = Config::from_layers("USERS", SETTINGS, None, &[], &e, &[]).unwrap();
         assert_eq!(c.raw("listen"), Some("127.0.0.1:8001"));
+    }
+
+    #[test]
+    fn a_file_variable_gives_the_file_content_trimmed() {
+        let secret = toml_file("from-a-file-from-a-file-from-a-file\n");
+        let path = secret.path().to_str().unwrap();
+        let e = env(&[("SHOP_TOKEN_SECRET_FILE", path)]);
+        let c = Config::from_layers("USERS", SETTINGS, None, &[], &e, &[]).unwrap();
+        assert_eq!(
+            c.raw("token_secret"),
+            Some("from-a-file-from-a-file-from-a-file")
+        );
+        assert_eq!(
+            c.source("token_secret"),
+            Some(&Source::Env("SHOP_TOKEN_SECRET_FILE".into()))
+        );
+        // The prefixed variable still beats the shared one, file or not.
+        let e = env(&[
+            ("SHOP_TOKEN_SECRET_FILE", path),
+            ("USERS_TOKEN_SECRET", "own"),
+        ]);
+        let c = Config::from_layers("USERS", SETTINGS, None, &[], &e, &[]).unwrap();
+        assert_eq!(c.raw("token_secret"), Some("own"));
+        // In shop.env too, below the environment.
+        let dot = pairs(&[("USERS_LISTEN_FILE", path)]);
+        let c = Config::from_layers("USERS", SETTINGS, None, &dot, &env(&[]), &[]).unwrap();
+        assert_eq!(
+            c.source("listen"),
+            Some(&Source::DotEnv("USERS_LISTEN_FILE".into()))
+        );
+    }
+
+    #[test]
+    fn a_variable_and_its_file_variable_together_are_refused() {
+        let secret = toml_file("x");
+        let path = secret.path().to_str().unwrap();
+        let e = env(&[("USERS_LISTEN", "0.0.0.0:1"), ("USERS_LISTEN_FILE", path)]);
+        let err = Config::from_layers("USERS", SETTINGS, None, &[], &e, &[]).unwrap_err();
+        let err = err.to_string();
+        assert!(
+            err.contains("both USERS_LISTEN and USERS_LISTEN_FILE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_variable_names_the_file() {
+        let e = env(&[("USERS_WORKERS_FILE", "/nonexistent/workers")]);
+        let err = Config::from_layers("USERS", SETTINGS, None, &[], &e, &[]).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("/nonexistent/workers"), "{err}");
+        assert!(err.contains("USERS_WORKERS_FILE"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub const SETTINGS: &[Setting] = &[
         "sqlite://PATH or postgres://USER@HOST/DB; default: a SQLite file in the data directory",
     ),
     Setting::new(
+        "database_password",
+        None,
+        "Password for a postgres:// database_url that names none (as DATABASE_PASSWORD_FILE: from a file)",
+    )
+    .secret(),
+    Setting::new(
         "database_max_connections",
         Some("10"),
         "Size of the database connection pool",
@@ -65,19 +71,52 @@ pub enum DbError {
 }
 
 /// The database URL from configuration, or a SQLite file named after the
-/// service in the data directory.
+/// service in the data directory. A separate `database_password` goes into
+/// a PostgreSQL URL that has none, so the URL can sit in plain sight (a
+/// compose file) while the password comes from a secret file.
 pub fn url_from_config(
     config: &Config,
     data_dir: &Path,
     service: &str,
 ) -> Result<String, ConfigError> {
+    let password = config.raw("database_password");
+    if let Some(p) = password {
+        crate::service::refuse_placeholder(config, "database_password", p)?;
+    }
     match config.raw("database_url") {
         Some(url) => {
-            if backend_of(url).is_none() {
-                return Err(config.invalid("database_url", "expected sqlite://… or postgres://…"));
+            let backend = backend_of(url).ok_or_else(|| {
+                config.invalid("database_url", "expected sqlite://… or postgres://…")
+            })?;
+            let mut parsed =
+                url::Url::parse(url).map_err(|e| config.invalid("database_url", e.to_string()))?;
+            if let Some(inline) = parsed.password() {
+                crate::service::refuse_placeholder(config, "database_url", inline)?;
             }
-            Ok(url.to_string())
+            let Some(password) = password else {
+                return Ok(url.to_string());
+            };
+            if backend != Backend::Postgres {
+                return Err(config.invalid(
+                    "database_password",
+                    "is only for a postgres:// database_url",
+                ));
+            }
+            if parsed.password().is_some() {
+                return Err(config.invalid(
+                    "database_password",
+                    "database_url has a password already; give it in one place",
+                ));
+            }
+            parsed.set_password(Some(password)).map_err(|()| {
+                config.invalid("database_url", "has no user name for database_password")
+            })?;
+            Ok(parsed.to_string())
         }
+        None if password.is_some() => Err(config.invalid(
+            "database_password",
+            "is only for a postgres:// database_url, and none is set",
+        )),
         None => Ok(format!(
             "sqlite://{}",
             data_dir.join(format!("{service}.db")).display()
@@ -319,6 +358,78 @@ impl Drop for TestDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url_with(vars: &[(&str, &str)]) -> Result<String, ConfigError> {
+        let settings = crate::service::base_settings("127.0.0.1:1");
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = Config::from_layers("X", &settings, None, &[], &env, &[])?;
+        url_from_config(&config, Path::new("data"), "x")
+    }
+
+    #[test]
+    fn a_separate_password_goes_into_a_postgres_url_that_has_none() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "s3cret/with@odd:chars\n").unwrap();
+        let url = url_with(&[
+            ("X_DATABASE_URL", "postgres://users@postgres:5432/users"),
+            ("X_DATABASE_PASSWORD_FILE", file.path().to_str().unwrap()),
+        ])
+        .unwrap();
+        assert_eq!(
+            url,
+            "postgres://users:s3cret%2Fwith%40odd%3Achars@postgres:5432/users"
+        );
+        let parsed = url::Url::parse(&url).unwrap();
+        assert_eq!(parsed.username(), "users");
+        assert_eq!(parsed.host_str(), Some("postgres"));
+        // Without one, the URL is as given.
+        let url = url_with(&[("X_DATABASE_URL", "postgres://u:p@h/d")]).unwrap();
+        assert_eq!(url, "postgres://u:p@h/d");
+    }
+
+    #[test]
+    fn a_password_in_two_places_or_for_sqlite_is_refused() {
+        let err = url_with(&[
+            ("X_DATABASE_URL", "postgres://u:p@h/d"),
+            ("X_DATABASE_PASSWORD", "other"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("one place"), "{err}");
+        assert!(!err.contains("other"), "not echoed: {err}");
+        let err = url_with(&[("X_DATABASE_PASSWORD", "pw")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres://"), "{err}");
+        let err = url_with(&[
+            ("X_DATABASE_URL", "sqlite://data/x.db"),
+            ("X_DATABASE_PASSWORD", "pw"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("database_password"), "{err}");
+    }
+
+    #[test]
+    fn placeholder_database_passwords_are_refused() {
+        for vars in [
+            &[
+                ("X_DATABASE_URL", "postgres://u@h/d"),
+                ("X_DATABASE_PASSWORD", "replace-me-users-db-password"),
+            ][..],
+            &[(
+                "X_DATABASE_URL",
+                "postgres://u:replace-me-users-db-password@h/d",
+            )][..],
+        ] {
+            let err = url_with(vars).unwrap_err().to_string();
+            assert!(err.contains("placeholder"), "{err}");
+            assert!(!err.contains("replace-me-users"), "not echoed: {err}");
+        }
+    }
 
     #[test]
     fn sqlite_paths() {

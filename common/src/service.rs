@@ -100,9 +100,21 @@ impl BaseConfig {
     }
 }
 
-/// Secrets in `.env.example` start with this, so a copied file cannot be
+/// Secrets in templates start with this, so a copied file cannot be
 /// deployed without generating real ones.
 pub const PLACEHOLDER_PREFIX: &str = "replace-me";
+
+/// Refuses the `replace-me…` placeholders of older `.env.example` files (and
+/// of any template copied without filling it in) for a secret `key`.
+pub fn refuse_placeholder(config: &Config, key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.starts_with(PLACEHOLDER_PREFIX) {
+        return Err(config.invalid(
+            key,
+            "is still a `replace-me` placeholder; generate one with `openssl rand -hex 32` (or let `init-secrets` do it)",
+        ));
+    }
+    Ok(())
+}
 
 /// A configured secret, or — when none is configured — a development secret
 /// generated once into `<data_dir>/secrets/<key>`. Services started from the
@@ -110,12 +122,7 @@ pub const PLACEHOLDER_PREFIX: &str = "replace-me";
 /// agree on tokens without any setup; production sets the variable.
 pub fn secret_or_dev(config: &Config, key: &str, data_dir: &Path) -> Result<String, ConfigError> {
     if let Some(value) = config.raw(key) {
-        if value.starts_with(PLACEHOLDER_PREFIX) {
-            return Err(config.invalid(
-                key,
-                "is still the placeholder from .env.example; generate one with `openssl rand -hex 32`",
-            ));
-        }
+        refuse_placeholder(config, key, value)?;
         if value.len() < MIN_SECRET_LEN {
             return Err(
                 config.invalid(key, format!("must be at least {MIN_SECRET_LEN} characters"))
@@ -143,21 +150,38 @@ pub fn secret_or_dev(config: &Config, key: &str, data_dir: &Path) -> Result<Stri
 /// Reads the secret at `path`, creating it if absent. Concurrent first
 /// starts race safely: the file appears atomically and the loser reads it.
 pub fn dev_secret(path: &Path) -> std::io::Result<String> {
+    crate::private::create_dir(path.parent().unwrap_or(Path::new(".")))?;
+    keep_or_create_secret(path, crate::private::FILE_MODE).map(|(secret, _)| secret)
+}
+
+/// The secret in the file at `path` if it holds one (at least
+/// [`MIN_SECRET_LEN`] characters once trimmed), else a new random one
+/// written there with permission bits `mode`; `true` when it was created.
+/// The file appears atomically, so concurrent callers agree on one secret.
+pub fn keep_or_create_secret(path: &Path, mode: u32) -> std::io::Result<(String, bool)> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         let existing = existing.trim().to_string();
         if existing.len() >= MIN_SECRET_LEN {
-            return Ok(existing);
+            return Ok((existing, false));
+        }
+        // A short or empty file left behind is replaced; a good one never is.
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::private::create_dir(dir)?;
     let secret = random_secret();
     let tmp = tempfile::NamedTempFile::new_in(dir)?;
     crate::private::write(tmp.path(), secret.as_bytes())?;
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(mode),
+    )?;
     match tmp.persist_noclobber(path) {
-        Ok(_) => Ok(secret),
+        Ok(_) => Ok((secret, true)),
         Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
-            Ok(std::fs::read_to_string(path)?.trim().to_string())
+            Ok((std::fs::read_to_string(path)?.trim().to_string(), false))
         }
         Err(e) => Err(e.error),
     }

@@ -3,11 +3,11 @@
 //! live (they hear of revocations), the bootstrap admin, login and
 //! registration limits and which proxies may tell us the client's address.
 
-use ipnet::IpNet;
 use std::time::Duration;
 
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
+use common::peers::TrustedPeers;
 use common::service::{base_settings, BaseConfig};
 
 pub const NAME: &str = "users";
@@ -74,7 +74,7 @@ const OWN_SETTINGS: &[Setting] = &[
     Setting::new(
         "trusted_proxies",
         Some("127.0.0.1,::1"),
-        "Comma-separated addresses or CIDR ranges whose X-Forwarded-For is believed",
+        "Comma-separated addresses, CIDR ranges or host names (re-resolved every 10s) whose X-Forwarded-For is believed",
     ),
     Setting::new(
         "hash_concurrency",
@@ -108,7 +108,7 @@ pub struct UsersConfig {
     pub login_attempts_per_email: u32,
     pub login_attempts_per_ip: u32,
     pub registrations_per_ip: u32,
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: TrustedPeers,
     pub hash_concurrency: usize,
 }
 
@@ -131,7 +131,7 @@ impl UsersConfig {
                 )
             }
         };
-        let trusted_proxies = config.networks("trusted_proxies")?;
+        let trusted_proxies = config.peers("trusted_proxies")?;
         let hash_concurrency = match config.get_opt::<usize>("hash_concurrency")? {
             Some(0) => return Err(config.invalid("hash_concurrency", "must be at least 1")),
             Some(n) => n,
@@ -170,7 +170,9 @@ impl UsersConfig {
             login_attempts_per_email: 5,
             login_attempts_per_ip: 100,
             registrations_per_ip: 100,
-            trusted_proxies: vec![common::config::parse_net("127.0.0.1").expect("literal")],
+            trusted_proxies: TrustedPeers::literal(vec![
+                common::config::parse_net("127.0.0.1").expect("literal")
+            ]),
             hash_concurrency: 2,
         }
     }

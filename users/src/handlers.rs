@@ -65,7 +65,10 @@ fn welcome(user: &User) -> Announcements {
 /// `POST /user/`
 pub async fn register(state: Arc<State>, mut req: Req) -> HandlerResult {
     // Before any work: each registration costs an argon2 hash and an email.
-    let ip = client_ip(req.peer, req.headers(), &state.config.trusted_proxies);
+    let ip = state
+        .config
+        .trusted_proxies
+        .with(|t| client_ip(req.peer, req.headers(), t));
     if let Err(wait) = state.registrations.check(&ip) {
         log::warn!("registration throttled for client {ip}");
         return Err(throttled(
@@ -107,7 +110,10 @@ pub async fn register(state: Arc<State>, mut req: Req) -> HandlerResult {
 /// `POST /user/login`
 pub async fn login(state: Arc<State>, mut req: Req) -> HandlerResult {
     let body: Login = req.json().await?;
-    let ip = client_ip(req.peer, req.headers(), &state.config.trusted_proxies);
+    let ip = state
+        .config
+        .trusted_proxies
+        .with(|t| client_ip(req.peer, req.headers(), t));
     let email_key = body.email.trim().to_lowercase();
     if let Err(wait) = state.limiter.check(&email_key, ip) {
         log::warn!("login throttled for client {ip}");
@@ -206,7 +212,10 @@ async fn confirm_current_password(
             "changing your own email or password needs your current password in `current_password`",
         ));
     };
-    let ip = client_ip(req.peer, req.headers(), &state.config.trusted_proxies);
+    let ip = state
+        .config
+        .trusted_proxies
+        .with(|t| client_ip(req.peer, req.headers(), t));
     if let Err(wait) = state
         .limiter
         .check(&caller.account.user.email.to_lowercase(), ip)

@@ -159,6 +159,16 @@ impl Users {
             pruning.registrations.prune();
             std::future::ready(())
         });
+        // A trusted proxy given by name (compose's `balancer`) gets a new
+        // address when its container is recreated.
+        let peers = state.config.trusted_proxies.clone();
+        if !peers.hosts().is_empty() {
+            peers.refresh().await;
+            background.every(common::peers::REFRESH_EVERY, move || {
+                let peers = peers.clone();
+                async move { peers.refresh().await }
+            });
+        }
         Ok(Users { state, background })
     }
 

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::peers::TrustedPeers;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::Value;
@@ -303,7 +304,7 @@ async fn a_trusted_front_proxy_s_forwarding_headers_are_continued() {
         let url = up.url();
         async move {
             let shop = spawn_balancer(&table("", &[url]), |c| {
-                c.trusted_proxies = vec![trusted.parse().unwrap()]
+                c.trusted_proxies = TrustedPeers::literal(vec![trusted.parse().unwrap()])
             })
             .await;
             raw_json(&raw(shop.balancer.addr, request).await)["headers"].clone()
