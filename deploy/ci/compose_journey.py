@@ -84,6 +84,11 @@ def journey(shop, mail, state_path):
     page = expect("GET / serves the storefront", call("GET", f"{shop}/"), 200)
     if "<html" not in str(page).lower():
         sys.exit("FAIL GET /: not HTML")
+    # The page's own code and a client-side route, as a browser loads them.
+    expect("GET /assets/app.js (the storefront's code)", call("GET", f"{shop}/assets/app.js"), 200)
+    route = expect("a reload of /shop/cart is the page", call("GET", f"{shop}/shop/cart", headers={"accept": "text/html"}), 200)
+    if "<html" not in str(route).lower():
+        sys.exit("FAIL GET /shop/cart: not HTML")
     for path in ("/internal/payments/webhook", "/internal/tokens", "/metrics", "/log"):
         expect(f"{path} is not public", call("GET", f"{shop}{path}"), 404)
 
