@@ -68,8 +68,21 @@ docker-compose version --short
 
 step "stand-ins for the images docker-compose.yml and the Dockerfile pin"
 pin() { grep -oE "image: $1:[^ ]+" docker-compose.yml | head -n1 | sed 's/.*://'; }
-# A clean clone sits beside ../shared; STANDINS names the script elsewhere.
-"${STANDINS:-$ROOT/../shared/container-standins/build.sh}" \
+# The build machines keep the script in a `shared/` directory beside (or
+# above) the clone; STANDINS names it anywhere else.
+standins=${STANDINS:-}
+if [ -z "$standins" ]; then
+    dir=$ROOT
+    while [ "$dir" != / ]; do
+        dir=$(dirname "$dir")
+        if [ -x "$dir/shared/container-standins/build.sh" ]; then
+            standins=$dir/shared/container-standins/build.sh
+            break
+        fi
+    done
+fi
+[ -n "$standins" ] || die "no shared/container-standins/build.sh above $ROOT (set STANDINS)"
+"$standins" \
     --rust-version "$(sed -n 's/^ARG RUST_VERSION=//p' Dockerfile)" \
     --mailpit-tag "$(pin axllent/mailpit)" \
     --prometheus-tag "$(pin prom/prometheus)"
