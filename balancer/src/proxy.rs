@@ -438,7 +438,11 @@ impl Proxy {
         let span = telemetry::enabled()
             .then(|| {
                 let trusted = scan.trace_context
-                    && headers::is_trusted(&self.shared.config.trusted_proxies, exchange.peer.ip());
+                    && self
+                        .shared
+                        .config
+                        .trusted_proxies
+                        .with(|trusted| headers::is_trusted(trusted, exchange.peer.ip()));
                 let parent = if trusted {
                     telemetry::extract(req.headers())
                 } else {
