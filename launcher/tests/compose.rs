@@ -228,14 +228,17 @@ fn each_service_uses_its_own_database_created_by_the_init_script() {
 }
 
 #[test]
-fn only_the_shop_and_the_mail_ui_are_published() {
+fn only_the_shop_the_mail_ui_and_the_observability_uis_are_published() {
     let doc = compose();
     for (name, service) in doc["services"].as_hash().unwrap() {
         let name = name.as_str().unwrap();
         let published = !service["ports"].is_badvalue();
         assert_eq!(
             published,
-            matches!(name, "balancer" | "mailpit" | "prometheus"),
+            matches!(
+                name,
+                "balancer" | "mailpit" | "prometheus" | "grafana" | "jaeger"
+            ),
             "{name} ports"
         );
         for port in service["ports"].as_vec().into_iter().flatten() {
