@@ -17,10 +17,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use common::server::ServerOptions;
+use common::server::{Accepted, ServerOptions};
 use futures::FutureExt;
 use http::{Request, Response};
 use hyper::body::{Body, Incoming};
@@ -66,27 +65,12 @@ pub async fn serve<H, F, B>(
     let slots = Arc::new(Semaphore::new(options.max_connections));
     tokio::pin!(shutdown);
 
-    loop {
-        // Waiting for a free slot before accepting leaves excess clients in
-        // the kernel's backlog instead of spawning unbounded tasks.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before
-                    // accept: back off briefly instead of spinning or dying.
-                    log::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some(Accepted {
+        stream,
+        peer,
+        permit,
+    }) = common::server::next_connection(&listener, &slots, &mut shutdown).await
+    {
         let socket = stream.as_fd().try_clone_to_owned();
         let handler = handler.clone();
         let conn = served.open();

@@ -15,6 +15,7 @@ use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, ConfigError, Setting};
 
@@ -124,27 +125,12 @@ pub async fn serve<H, F, B>(
     let slots = Arc::new(Semaphore::new(options.max_connections));
     tokio::pin!(shutdown);
 
-    loop {
-        // Waiting for a free slot before accepting leaves excess clients in
-        // the kernel's backlog instead of spawning unbounded tasks.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before
-                    // accept: back off briefly instead of spinning or dying.
-                    log::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some(Accepted {
+        stream,
+        peer,
+        permit,
+    }) = next_connection(&listener, &slots, &mut shutdown).await
+    {
         let handler = handler.clone();
         let service = service_fn(move |req| {
             let answer = handler(req, peer);
@@ -167,6 +153,47 @@ pub async fn serve<H, F, B>(
         _ = graceful.shutdown() => log::info!("all connections closed"),
         _ = tokio::time::sleep(options.shutdown_timeout) => {
             log::warn!("shutdown timeout of {:?} reached; closing remaining connections", options.shutdown_timeout);
+        }
+    }
+}
+
+/// One accepted client connection, and the connection slot it holds until
+/// it is dropped.
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The accept step both loops share (this one and the balancer's tuned
+/// one): waits for a free slot in `slots` — which leaves excess clients in
+/// the kernel's backlog instead of spawning unbounded tasks — then for the
+/// next connection, with `TCP_NODELAY` set. `None` once `shutdown`
+/// completes.
+pub async fn next_connection<S: Future<Output = ()>>(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    shutdown: &mut Pin<&mut S>,
+) -> Option<Accepted> {
+    let permit = tokio::select! {
+        permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        _ = shutdown.as_mut() => return None,
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Some(Accepted { stream, peer, permit });
+                }
+                // Out of file descriptors or a connection reset before
+                // accept: back off briefly instead of spinning or dying.
+                Err(e) => {
+                    log::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.as_mut() => return None,
         }
     }
 }
