@@ -316,6 +316,33 @@ fn linked_roots(spans: &[Span], trace: &str) -> String {
         .collect()
 }
 
+/// One shopper action's trace, found by the request id the balancer put on
+/// its span: waits until it spans every one of `wanted` services, holds
+/// what `also` asks and has a stats batch write linked to it; prints its
+/// tree and checks its shape.
+async fn action_trace(
+    receiver: &Receiver,
+    action: &str,
+    rid: &str,
+    wanted: &[&str],
+    also: impl Fn(&[Span]) -> bool,
+) -> (String, Vec<Span>) {
+    let trace = trace_for(receiver, rid).await;
+    let spans = wait_for_trace(receiver, &trace, &format!("the {action}'s trace"), |t| {
+        wanted.iter().all(|s| services(t).contains(s))
+            && also(t)
+            && linked_write(&receiver.spans(), &trace)
+    })
+    .await;
+    println!(
+        "{action} trace {trace}:\n{}{}",
+        tree(&spans),
+        linked_roots(&receiver.spans(), &trace)
+    );
+    check_shape(&spans);
+    (trace, spans)
+}
+
 /// The JSON log lines (launcher prefixes stripped) that parse.
 fn json_lines(shop: &Shop) -> Vec<Value> {
     let text = std::fs::read_to_string(&shop.log_path).unwrap_or_default();
@@ -360,21 +387,14 @@ async fn a_checkout_and_its_payment_are_each_one_trace_and_their_logs_carry_fiel
         .expect(201)
         .body;
     let invoice = order["invoice_id"].as_str().unwrap().to_string();
-    let t1 = trace_for(&receiver, &checkout_rid).await;
-    let checkout = wait_for_trace(&receiver, &t1, "the checkout's trace", |t| {
-        ["balancer", "cart", "products", "payments-mock", "stats"]
-            .iter()
-            .all(|s| services(t).contains(s))
-            && has(t, "cart", "outbox.deliver")
-            && linked_write(&receiver.spans(), &t1)
-    })
+    let (t1, checkout) = action_trace(
+        &receiver,
+        "checkout",
+        &checkout_rid,
+        &["balancer", "cart", "products", "payments-mock", "stats"],
+        |t| has(t, "cart", "outbox.deliver"),
+    )
     .await;
-    println!(
-        "checkout trace {t1}:\n{}{}",
-        tree(&checkout),
-        linked_roots(&receiver.spans(), &t1)
-    );
-    check_shape(&checkout);
     assert!(
         checkout.iter().any(|s| s.service == "cart"
             && s.kind == SpanKind::Server as i32
@@ -405,22 +425,14 @@ async fn a_checkout_and_its_payment_are_each_one_trace_and_their_logs_carry_fiel
     )
     .await
     .expect(200);
-    let t2 = trace_for(&receiver, &pay_rid).await;
-    let payment = wait_for_trace(&receiver, &t2, "the payment's trace", |t| {
-        ["balancer", "payments-mock", "cart", "mailer", "stats"]
-            .iter()
-            .all(|s| services(t).contains(s))
-            && has(t, "payments-mock", "outbox.deliver")
-            && has(t, "mailer", "smtp.send")
-            && linked_write(&receiver.spans(), &t2)
-    })
+    let (t2, payment) = action_trace(
+        &receiver,
+        "payment",
+        &pay_rid,
+        &["balancer", "payments-mock", "cart", "mailer", "stats"],
+        |t| has(t, "payments-mock", "outbox.deliver") && has(t, "mailer", "smtp.send"),
+    )
     .await;
-    println!(
-        "payment trace {t2}:\n{}{}",
-        tree(&payment),
-        linked_roots(&receiver.spans(), &t2)
-    );
-    check_shape(&payment);
     assert_ne!(t1, t2, "the payment is a request of its own");
     // The webhook into cart is a server span under payments' delivery.
     let by_id: HashMap<&str, &Span> = payment.iter().map(|s| (s.span_id.as_str(), s)).collect();
