@@ -15,6 +15,9 @@
 #                              ADMIN_PASSWORD, DB_ENV and these variables; sets LAUNCHER
 #   shop_wait_ready            up to 90 s
 
+# shellcheck source=e2e/stop_launcher.sh
+source "$(dirname "${BASH_SOURCE[0]}")/stop_launcher.sh"
+
 DATABASES=()
 DB_ENV=()
 LAUNCHER=""
@@ -55,28 +58,7 @@ shop_databases() {
 
 stop_shop() {
     local status=$?
-    if [ -n "$LAUNCHER" ] && kill -0 "$LAUNCHER" 2>/dev/null; then
-        kill -INT "$LAUNCHER" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$LAUNCHER" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$LAUNCHER" 2>/dev/null; then
-            echo "$SHOP_NAME: the launcher did not stop within 20 s; killing it" >&2
-            kill -KILL "$LAUNCHER" 2>/dev/null || true
-            status=1
-        fi
-    fi
-    # Nothing the launcher started may outlive it.
-    for pidfile in "$DATA"/run/*.pid; do
-        [ -e "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if kill -0 "$pid" 2>/dev/null && grep -qz "$DATA" "/proc/$pid/environ" 2>/dev/null; then
-            echo "$SHOP_NAME: $(basename "$pidfile" .pid) (pid $pid) outlived the launcher" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            status=1
-        fi
-    done
+    stop_launcher "$LAUNCHER" "$DATA" "$SHOP_NAME: " || status=1
     for db in "${DATABASES[@]}"; do
         psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
     done

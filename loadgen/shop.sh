@@ -18,6 +18,9 @@
 #                          anything had to be killed
 # shellcheck shell=bash
 
+# shellcheck source=e2e/stop_launcher.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/stop_launcher.sh"
+
 SHOP_SERVICES=(users products cart mailer stats payments-mock balancer)
 declare -A SHOP_OFFSET=([users]=1 [products]=2 [cart]=3 [mailer]=4 [stats]=5 [payments-mock]=6 [balancer]=80)
 declare -A SHOP_PREFIX=([users]=USERS [products]=PRODUCTS [cart]=CART [mailer]=MAILER [stats]=STATS [payments-mock]=PAYMENTS)
@@ -101,30 +104,8 @@ shop_wait_ready() {
 
 shop_stop() {
     local status=0 db
-    if [ -n "$SHOP_LAUNCHER" ] && kill -0 "$SHOP_LAUNCHER" 2>/dev/null; then
-        kill -INT "$SHOP_LAUNCHER" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$SHOP_LAUNCHER" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$SHOP_LAUNCHER" 2>/dev/null; then
-            echo "the launcher did not stop within 20 s; killing it" >&2
-            kill -KILL "$SHOP_LAUNCHER" 2>/dev/null || true
-            status=1
-        fi
-    fi
+    stop_launcher "$SHOP_LAUNCHER" "$SHOP_DATA" "" || status=1
     SHOP_LAUNCHER=""
-    # Nothing the launcher started may outlive it.
-    local pidfile pid
-    for pidfile in "$SHOP_DATA"/run/*.pid; do
-        [ -e "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        if kill -0 "$pid" 2>/dev/null && grep -qz "$SHOP_DATA" "/proc/$pid/environ" 2>/dev/null; then
-            echo "$(basename "$pidfile" .pid) (pid $pid) outlived the launcher" >&2
-            kill -KILL "$pid" 2>/dev/null || true
-            status=1
-        fi
-    done
     for db in "${SHOP_DATABASES[@]}"; do
         psql "$SHOP_DB_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
     done
