@@ -25,6 +25,12 @@ pub fn init(service: &'static str) {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if json {
         builder.format(|buf, record| writeln!(buf, "{}", Json::Object(json_fields(record))));
+    } else {
+        // The calls that attach fields (the access lines) also say them in
+        // their message; env_logger appending them again printed each twice
+        // (`… peer=127.0.0.1:5 status=200 duration_ms=0.12906199999999998
+        // peer=127.0.0.1:5`). Text is for people; the fields are for JSON.
+        builder.format_key_values(|_, _| Ok(()));
     }
     let _ = builder.try_init();
 }
