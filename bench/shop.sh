@@ -3,7 +3,9 @@
 # launcher stack (release binaries) on a fresh data directory and free port
 # base and records
 #   - each service's start-up time (exec to its first /readyz 200),
-#   - each process's RSS idle (after start-up) and peak (VmHWM at the end),
+#   - each process's RSS idle (after start-up; also its anonymous part, as
+#     the rest is the binary's own pages, read from the file) and peak
+#     (VmHWM at the end), and the balancer's with HOLD_CONNECTIONS open,
 #   - the default mix at BENCH_RATE arrivals/s for BENCH_DURATION,
 #   - the knee: the rate stepped up until p99 > KNEE_P99_MS or any error,
 #   - the CPU time of each process during the knee step (/proc/PID/stat).
@@ -22,7 +24,8 @@
 # KNEE_STEP_DURATION (20s), KNEE_P99_MS (50), BENCH_DATABASES
 # ("sqlite postgres"), BENCH_PG_URL (TEST_DATABASE_URL or
 # postgres://postgres@127.0.0.1:5432/test), BENCH_BIN_DIR (target/release),
-# BENCH_OUT (bench/shop-report.md).
+# BENCH_OUT (bench/shop-report.md), HOLD_CONNECTIONS (1000: the balancer's
+# RSS is also read while that many kept-alive connections are open).
 #
 # Figures are only worth comparing from a quiet machine: the generator
 # shares the cores with the shop, and anything else running skews both.
@@ -36,6 +39,7 @@ KNEE_FACTOR="${KNEE_FACTOR:-1.5}"
 KNEE_MAX="${KNEE_MAX:-20000}"
 KNEE_STEP_DURATION="${KNEE_STEP_DURATION:-20s}"
 KNEE_P99_MS="${KNEE_P99_MS:-50}"
+HOLD="${HOLD_CONNECTIONS:-1000}"
 DATABASES="${BENCH_DATABASES:-sqlite postgres}"
 PG_URL="${BENCH_PG_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}"
 OUT="${BENCH_OUT:-bench/shop-report.md}"
@@ -82,6 +86,20 @@ field() { jq -r "$2" "$1"; }
 
 # RSS and its high-water mark of a process, in MiB.
 rss_mib() { awk -v k="$2:" '$1 == k { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# The balancer's RSS (MiB) while bench/hold_connections.py holds $1
+# kept-alive connections to it, each having had one answer; "-" if they
+# could not all be opened.
+balancer_rss_holding() {
+    local n=$1 line="" rss="-"
+    coproc HOLDER { python3 bench/hold_connections.py "$n" "$SHOP_URL/readyz" 2>&1; }
+    read -r line <&"${HOLDER[0]}" || true
+    [ "$line" = "held $n" ] && rss=$(rss_mib "${pids[balancer]}" VmRSS)
+    [ "$line" = "held $n" ] || echo "bench: holding $n connections failed: $line" >&2
+    eval "exec ${HOLDER[1]}>&-"
+    wait "$HOLDER_PID" || true
+    echo "$rss"
+}
 
 # utime + stime of a process, in clock ticks (nothing if it is gone).
 cpu_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ print $12 + $13 }'; }
@@ -144,12 +162,16 @@ for db in $DATABASES; do
     mkdir -p "$WORK/$db"
     shop_start "$BIN" "$WORK/$db" "$url" "${LIMITS[@]}"
     shop_wait_ready
+    stack_ms=$SHOP_STACK_MS
     sleep 2
-    declare -A idle=() pids=()
+    declare -A idle=() idle_anon=() pids=()
     for s in "${SHOP_SERVICES[@]}"; do
         pids[$s]=$(shop_pid "$s")
         idle[$s]=$(rss_mib "${pids[$s]}" VmRSS)
+        idle_anon[$s]=$(rss_mib "${pids[$s]}" RssAnon)
     done
+    say "$db: the balancer's RSS with $HOLD connections open"
+    held_rss=$(balancer_rss_holding "$HOLD")
 
     say "$db: default mix at $RATE arrivals/s for $DURATION"
     main_json="$RUNS/$db-default.json"
@@ -199,18 +221,22 @@ for db in $DATABASES; do
         echo "|---|---|---|---|---|"
         printf '%s\n' "${steps[@]}"
         echo
-        echo "Per process: start-up (exec to first /readyz 200, polled every ~0.1 s), RSS idle and peak, and CPU during the last knee step ($(basename "$knee_json"), $((knee_wall / 1000)) s):"
+        echo "The whole stack's start-up (the launcher's exec to the balancer reporting every pool healthy): $stack_ms ms."
         echo
-        echo "| process | start-up ms | RSS idle MiB | RSS peak MiB | CPU s | share of one core |"
-        echo "|---|---|---|---|---|---|"
+        echo "The balancer's RSS with $HOLD kept-alive connections open (each had one \`/readyz\` answer): $held_rss MiB (idle ${idle[balancer]} MiB)."
+        echo
+        echo "Per process: start-up (exec to first /readyz 200, polled every 2 ms; exec times have the kernel's 10 ms resolution), RSS idle and peak, and CPU during the last knee step ($(basename "$knee_json"), $((knee_wall / 1000)) s):"
+        echo
+        echo "| process | start-up ms | RSS idle MiB | of which anonymous | RSS peak MiB | CPU s | share of one core |"
+        echo "|---|---|---|---|---|---|---|"
         tck=$(getconf CLK_TCK)
         for s in "${SHOP_SERVICES[@]}" loadgen; do
             cpu=$(awk -v t="${knee_cpu[$s]:-0}" -v h="$tck" 'BEGIN { printf "%.2f", t / h }')
             share=$(awk -v t="${knee_cpu[$s]:-0}" -v h="$tck" -v w="$knee_wall" 'BEGIN { if (w > 0) printf "%.0f %%", t / h / (w / 1000) * 100; else print "-" }')
             if [ "$s" = loadgen ]; then
-                echo "| loadgen (the generator) | - | - | - | $cpu | $share |"
+                echo "| loadgen (the generator) | - | - | - | - | $cpu | $share |"
             else
-                echo "| $s | ${SHOP_START_MS[$s]:--} | ${idle[$s]} | $(rss_mib "${pids[$s]}" VmHWM) | $cpu | $share |"
+                echo "| $s | ${SHOP_START_MS[$s]:--} | ${idle[$s]} | ${idle_anon[$s]} | $(rss_mib "${pids[$s]}" VmHWM) | $cpu | $share |"
             fi
         done
     } >>"$REPORT"

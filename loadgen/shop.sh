@@ -10,7 +10,9 @@
 #   shop_wait_ready
 #       Waits (90 s at most) until every service answers its own /readyz and
 #       the balancer has a healthy replica in every pool; records in
-#       SHOP_START_MS[name] how long each took from exec to its first 200.
+#       SHOP_START_MS[name] how long each took from exec to its first 200
+#       (loadgen/startup_times.py), and in SHOP_STACK_MS the launcher's
+#       exec to the balancer reporting every pool healthy.
 #   shop_pid NAME          the process id of a service (or `balancer`)
 #   shop_loadgen BIN_DIR ARGS…  the generator against this shop, checks on
 #   shop_stop              SIGINT to the launcher, SIGKILL after 20 s;
@@ -25,6 +27,7 @@ SHOP_SERVICES=(users products cart mailer stats payments-mock balancer)
 declare -A SHOP_OFFSET=([users]=1 [products]=2 [cart]=3 [mailer]=4 [stats]=5 [payments-mock]=6 [balancer]=80)
 declare -A SHOP_PREFIX=([users]=USERS [products]=PRODUCTS [cart]=CART [mailer]=MAILER [stats]=STATS [payments-mock]=PAYMENTS)
 declare -A SHOP_START_MS=()
+SHOP_STACK_MS=""
 SHOP_LAUNCHER=""
 SHOP_DATABASES=()
 SHOP_DB_URL=""
@@ -55,6 +58,15 @@ shop_start() {
             env+=("${SHOP_PREFIX[$service]}_DATABASE_URL=${db%/*}/$name")
         done
     fi
+    # The poller first, so it is already polling when the services start.
+    local service targets=()
+    for service in "${SHOP_SERVICES[@]}"; do
+        targets+=("$service=$((SHOP_BASE + SHOP_OFFSET[$service]))")
+    done
+    SHOP_STARTUP="$work/startup.txt"
+    python3 "$(dirname "${BASH_SOURCE[0]}")/startup_times.py" "$SHOP_DATA" "${targets[@]}" \
+        --timeout 90 >"$SHOP_STARTUP" &
+    SHOP_POLLER=$!
     # A clean environment for the shop: CARGO would make the launcher build.
     env -u CARGO RUST_LOG="${RUST_LOG:-warn}" "${env[@]}" "$@" \
         "$bin/launcher" --data-dir "$SHOP_DATA" --port-base "$SHOP_BASE" --bin-dir "$bin" \
@@ -78,26 +90,27 @@ shop_started_ms() {
 }
 
 shop_wait_ready() {
-    local service pid started waiting
-    for _ in $(seq 1 1800); do
-        kill -0 "$SHOP_LAUNCHER" 2>/dev/null || { echo "the launcher exited; its log:" >&2; tail -n 40 "$SHOP_LOG" >&2; return 1; }
-        waiting=0
-        for service in "${SHOP_SERVICES[@]}"; do
-            [ -n "${SHOP_START_MS[$service]:-}" ] && continue
-            if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$((SHOP_BASE + SHOP_OFFSET[$service]))/readyz" 2>/dev/null; then
-                pid=$(shop_pid "$service") && started=$(shop_started_ms "$pid") &&
-                    SHOP_START_MS[$service]=$(($(shop_now_ms) - started))
-            else
-                waiting=1
-            fi
-        done
-        if [ "$waiting" = 0 ] &&
-            curl -fsS "$SHOP_ADMIN_URL/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
+    local name ms
+    while kill -0 "$SHOP_POLLER" 2>/dev/null; do
+        kill -0 "$SHOP_LAUNCHER" 2>/dev/null || kill "$SHOP_POLLER" 2>/dev/null || true
+        sleep 0.05
+    done
+    if ! wait "$SHOP_POLLER"; then
+        echo "the shop was not ready within 90 s, or the launcher exited; its log:" >&2
+        tail -n 40 "$SHOP_LOG" >&2
+        return 1
+    fi
+    while read -r name ms; do
+        SHOP_START_MS[$name]=$ms
+    done <"$SHOP_STARTUP"
+    for _ in $(seq 1 600); do
+        if curl -fsS "$SHOP_ADMIN_URL/readyz" 2>/dev/null | grep -q '"all_pools_healthy":true'; then
+            SHOP_STACK_MS=$(($(shop_now_ms) - $(shop_started_ms "$SHOP_LAUNCHER")))
             return 0
         fi
         sleep 0.05
     done
-    echo "the shop was not ready within 90 s; its log:" >&2
+    echo "the balancer found no healthy replica in some pool within 30 s; its log:" >&2
     tail -n 40 "$SHOP_LOG" >&2
     return 1
 }

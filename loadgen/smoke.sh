@@ -51,6 +51,7 @@ LIMITS=(USERS_LOGIN_ATTEMPTS_PER_IP=100000 USERS_REGISTRATIONS_PER_IP=100000)
 echo "smoke: starting the shop (${TEST_DATABASE_URL:+PostgreSQL, }data in $WORK); raised: ${LIMITS[*]}"
 shop_start "$BIN" "$WORK" "${TEST_DATABASE_URL:-sqlite}" "${LIMITS[@]}"
 shop_wait_ready
+echo "smoke: every service ready (exec to first /readyz 200, ms): $(for s in "${SHOP_SERVICES[@]}"; do printf "%s %s " "$s" "${SHOP_START_MS[$s]}"; done)- the whole stack ${SHOP_STACK_MS} ms" >&2
 echo "smoke: the shop is up at $SHOP_URL; $RATE arrivals/s for $DURATION"
 shop_loadgen "$BIN" --rate "$RATE" --duration "$DURATION" \
     --settle-timeout 60s --report "$WORK/report.json"
