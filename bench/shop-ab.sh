@@ -21,6 +21,7 @@ DURATION="${DURATION:-30s}"
 ROUNDS="${ROUNDS:-3}"
 DB="${TEST_DATABASE_URL:-sqlite}"
 RUNS="${AB_RUNS:-$(mktemp -d -t shop-ab-XXXXXX)}"
+mkdir -p "$RUNS"
 # shellcheck source=loadgen/shop.sh
 source loadgen/shop.sh
 
@@ -29,15 +30,16 @@ LIMITS=(USERS_LOGIN_ATTEMPTS_PER_IP=1000000 USERS_LOGIN_ATTEMPTS_PER_EMAIL=1000
 echo "shop-ab: raised for the runs: ${LIMITS[*]}" >&2
 trap 'shop_stop >/dev/null 2>&1 || true' EXIT
 
-# run LABEL BIN ROUND: one run; its report is $RUNS/LABEL-ROUND.json.
+# run LABEL BIN ROUND: one run; its report is $RUNS/LABEL-ROUND.json and
+# the generator's output $RUNS/LABEL-ROUND.log.
 run() {
     local work
     work=$(mktemp -d -t shop-ab-run-XXXXXX)
     shop_start "$2" "$work" "$DB" "${LIMITS[@]}"
     shop_wait_ready
     shop_loadgen "$2" --rate "$RATE" --duration "$DURATION" --mail-budget 1000000 \
-        --report "$RUNS/$1-$3.json" --plot "$RUNS/$1-$3.svg" >/dev/null 2>&1 ||
-        echo "shop-ab: $1 round $3: loadgen failed (see $RUNS/$1-$3.json)" >&2
+        --report "$RUNS/$1-$3.json" --plot "$RUNS/$1-$3.svg" >"$RUNS/$1-$3.log" 2>&1 ||
+        echo "shop-ab: $1 round $3: loadgen failed (see $RUNS/$1-$3.log)" >&2
     shop_stop
     rm -rf "$work"
 }

@@ -11,7 +11,7 @@ polling when the services come up.
 The launcher writes each service's pid to DATA_DIR/run/NAME.pid; the exec
 time is the process's start time in /proc (clock ticks since boot, 10 ms on
 these kernels), compared with /proc/uptime, the same clock. Prints one line
-"NAME MS" per service as it becomes ready; exits 1 if one is not ready
+"NAME MS" per service once all are ready; exits 1 if one is not ready
 within the timeout.
 """
 import os
@@ -58,7 +58,6 @@ def watch(data_dir, name, port, deadline, results):
             start = started_ms(data_dir, name)
             if start is not None:
                 results[name] = now - start
-                print(f"{name} {now - start:.0f}", flush=True)
                 return
         time.sleep(0.002)
 
@@ -81,6 +80,9 @@ def main():
         watcher.start()
     for watcher in watchers:
         watcher.join()
+    # Printed here, not by the threads, whose lines could interleave.
+    for name, ms in results.items():
+        print(f"{name} {ms:.0f}")
     pending = [name for name in targets if name not in results]
     if pending:
         print(f"not ready within {timeout:.0f} s: {' '.join(pending)}", file=sys.stderr)
