@@ -104,6 +104,20 @@ balancer_rss_holding() {
 # utime + stime of a process, in clock ticks (nothing if it is gone).
 cpu_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ print $12 + $13 }'; }
 
+# The PostgreSQL server's CPU ticks: all its processes (backends that
+# end during a step take theirs along; the pools keep theirs open).
+pg_ticks() {
+    local pid total=0 t
+    for pid in $(pgrep -x postgres || true); do
+        t=$(cpu_ticks "$pid")
+        total=$((total + ${t:-0}))
+    done
+    echo "$total"
+}
+
+# The machine's busy and total CPU ticks (all cores), from /proc/stat.
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
+
 # One knee step at $1 arrivals/s, report to $2: CPU ticks of each process
 # (and the generator's own) while the load ran — from the generator's "open
 # loop at" line to its "checking consistency" line, so preparing accounts
@@ -111,6 +125,7 @@ cpu_ticks() { { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{ p
 # knee_wall.
 declare -A knee_cpu=()
 knee_wall=0
+knee_busy=-
 knee_step() {
     local rate=$1 json=$2 err="$WORK/loadgen.err" stage=0 lg gen="" t0=0 s now
     local -A before=()
@@ -123,6 +138,8 @@ knee_step() {
         if [ "$stage" = 0 ] && grep -q '^loadgen: open loop at' "$err"; then
             for s in "${SHOP_SERVICES[@]}"; do before[$s]=$(cpu_ticks "${pids[$s]}"); done
             [ -z "$gen" ] || before[loadgen]=$(cpu_ticks "$gen")
+            before[postgres]=$(pg_ticks)
+            read -r before[busy] before[total] < <(machine_ticks)
             t0=$(shop_now_ms)
             stage=1
         elif [ "$stage" = 1 ] && grep -q '^loadgen: checking consistency' "$err"; then
@@ -131,6 +148,10 @@ knee_step() {
             if [ -n "$now" ] && [ -n "${before[loadgen]:-}" ]; then
                 knee_cpu[loadgen]=$((now - before[loadgen]))
             fi
+            knee_cpu[postgres]=$(($(pg_ticks) - before[postgres]))
+            local busy total
+            read -r busy total < <(machine_ticks)
+            knee_busy=$(awk -v b="$((busy - before[busy]))" -v t="$((total - before[total]))" 'BEGIN { if (t > 0) printf "%.0f", b / t * 100; else print "-" }')
             knee_wall=$(($(shop_now_ms) - t0))
             stage=2
         fi
@@ -230,15 +251,21 @@ for db in $DATABASES; do
         echo "| process | start-up ms | RSS idle MiB | of which anonymous | RSS peak MiB | CPU s | share of one core |"
         echo "|---|---|---|---|---|---|---|"
         tck=$(getconf CLK_TCK)
-        for s in "${SHOP_SERVICES[@]}" loadgen; do
+        rows=("${SHOP_SERVICES[@]}" loadgen)
+        [ "$db" = postgres ] && rows+=(postgres)
+        for s in "${rows[@]}"; do
             cpu=$(awk -v t="${knee_cpu[$s]:-0}" -v h="$tck" 'BEGIN { printf "%.2f", t / h }')
             share=$(awk -v t="${knee_cpu[$s]:-0}" -v h="$tck" -v w="$knee_wall" 'BEGIN { if (w > 0) printf "%.0f %%", t / h / (w / 1000) * 100; else print "-" }')
             if [ "$s" = loadgen ]; then
                 echo "| loadgen (the generator) | - | - | - | - | $cpu | $share |"
+            elif [ "$s" = postgres ]; then
+                echo "| PostgreSQL (the server, all its processes) | - | - | - | - | $cpu | $share |"
             else
                 echo "| $s | ${SHOP_START_MS[$s]:--} | ${idle[$s]} | ${idle_anon[$s]} | $(rss_mib "${pids[$s]}" VmHWM) | $cpu | $share |"
             fi
         done
+        echo
+        echo "The machine's CPU ($(nproc) cores) was $knee_busy % busy during that step."
     } >>"$REPORT"
     shop_stop
 done
