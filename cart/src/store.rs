@@ -285,7 +285,7 @@ impl Store {
             .bind(now_ms())
             .bind(id)
             .bind(user_id)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(&mut *self.db.writer().await?)
             .await?;
             Ok(row.as_ref().map(line_from_row))
             })
@@ -299,7 +299,7 @@ impl Store {
                 let result = sqlx::query("DELETE FROM cart_items WHERE id = $1 AND user_id = $2")
                     .bind(id)
                     .bind(user_id)
-                    .execute(&self.db.pool)
+                    .execute(&mut *self.db.writer().await?)
                     .await?;
                 Ok(result.rows_affected() == 1)
             })
@@ -436,7 +436,7 @@ impl Store {
             .bind(now_ms())
             .bind(order_id)
             .bind(OrderStatus::Creating.as_str())
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?;
             Ok(result.rows_affected() == 1)
             })
@@ -636,7 +636,7 @@ impl Store {
                 sqlx::query("UPDATE orders SET next_check_at = $1 WHERE id = $2")
                     .bind(at)
                     .bind(order_id)
-                    .execute(&self.db.pool)
+                    .execute(&mut *self.db.writer().await?)
                     .await?;
                 Ok(())
             })
@@ -649,7 +649,7 @@ impl Store {
             .run(async move {
                 let result = sqlx::query("DELETE FROM webhook_events WHERE received_at < $1")
                     .bind(before)
-                    .execute(&self.db.pool)
+                    .execute(&mut *self.db.writer().await?)
                     .await?;
                 Ok(result.rows_affected())
             })

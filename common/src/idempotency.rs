@@ -358,7 +358,7 @@ impl Idempotency {
             .bind(request_hash)
             .bind(&token)
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?
             .rows_affected();
             if inserted == 1 {
@@ -412,7 +412,7 @@ impl Idempotency {
             .bind(scope)
             .bind(key.as_str())
             .bind(&old)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?
             .rows_affected();
             if taken == 1 {
@@ -461,7 +461,7 @@ impl Idempotency {
         .bind(&claim.scope)
         .bind(&claim.key)
         .bind(&claim.token)
-        .execute(&self.db.pool)
+        .execute(&mut *self.db.writer().await?)
         .await?
         .rows_affected();
         Ok(done == 1)
@@ -476,7 +476,7 @@ impl Idempotency {
         .bind(&claim.scope)
         .bind(&claim.key)
         .bind(&claim.token)
-        .execute(&self.db.pool)
+        .execute(&mut *self.db.writer().await?)
         .await?;
         Ok(())
     }
@@ -496,7 +496,7 @@ impl Idempotency {
         let cutoff = now_ms() - self.options.retention.as_millis() as i64;
         let result = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
             .bind(cutoff)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?;
         Ok(result.rows_affected())
     }

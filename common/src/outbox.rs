@@ -289,7 +289,7 @@ impl Outbox {
         .bind(lease_until)
         .bind(&msg.id)
         .bind(now)
-        .execute(&self.db.pool)
+        .execute(&mut *self.db.writer().await?)
         .await?
         .rows_affected()
             == 1;
@@ -310,7 +310,7 @@ impl Outbox {
                 .bind(done)
                 .bind(attempts)
                 .bind(&msg.id)
-                .execute(&self.db.pool)
+                .execute(&mut *self.db.writer().await?)
                 .await?;
             }
             Outcome::Retry(error) => {
@@ -336,7 +336,7 @@ impl Outbox {
                 .bind(done + delay.as_millis() as i64)
                 .bind(&error)
                 .bind(&msg.id)
-                .execute(&self.db.pool)
+                .execute(&mut *self.db.writer().await?)
                 .await?;
             }
             Outcome::Rejected(error) => {
@@ -355,7 +355,7 @@ impl Outbox {
                     .bind(done)
                     .bind(&error)
                     .bind(&msg.id)
-                    .execute(&self.db.pool)
+                    .execute(&mut *self.db.writer().await?)
                     .await?;
             }
         }
@@ -428,12 +428,13 @@ impl Outbox {
 
     async fn cleanup(&self) {
         let cutoff = now_ms() - self.options.keep_delivered.as_millis() as i64;
-        if let Err(e) =
+        let deleted = async {
             sqlx::query("DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
                 .bind(cutoff)
-                .execute(&self.db.pool)
+                .execute(&mut *self.db.writer().await?)
                 .await
-        {
+        };
+        if let Err(e) = deleted.await {
             log::warn!("outbox: cleanup failed: {e}");
         }
     }

@@ -130,7 +130,7 @@ impl TokenVersions {
         .bind(update.version)
         .bind(update.deleted.then_some(now))
         .bind(now)
-        .fetch_one(&self.db.pool)
+        .fetch_one(&mut *self.db.writer().await?)
         .await?;
         Ok(TokenVersion {
             user_id: update.user_id.clone(),

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use common::db::{Backend, Db};
+use common::db::{Backend, Db, WriteTransaction};
 use common::time::now_ms;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use crate::domain::NewMail;
 
@@ -220,7 +220,7 @@ impl Store {
             .bind(id)
             .bind(QUEUED)
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?
             .rows_affected();
             Ok(claimed == 1)
@@ -239,7 +239,7 @@ impl Store {
             .bind(attempts)
             .bind(now_ms())
             .bind(id)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?;
             Ok(())
             })
@@ -263,7 +263,7 @@ impl Store {
             .bind(next_attempt_at)
             .bind(error)
             .bind(id)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?;
             Ok(())
             })
@@ -287,7 +287,7 @@ impl Store {
             .bind(now_ms())
             .bind(error)
             .bind(id)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?;
             Ok(())
             })
@@ -314,7 +314,7 @@ impl Store {
                     sqlx::query("DELETE FROM mails WHERE status <> $1 AND created_at < $2")
                         .bind(QUEUED)
                         .bind(before)
-                        .execute(&self.db.pool)
+                        .execute(&mut *self.db.writer().await?)
                         .await?;
                 Ok(result.rows_affected())
             })
@@ -365,7 +365,7 @@ fn record_from_row(r: &AnyRow) -> MailRecord {
 /// The earlier mail of `key`, if any: a replay when the request matches,
 /// [`StoreError::KeyReused`] when it does not.
 async fn replayed(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut WriteTransaction,
     key: &str,
     hash: &str,
 ) -> Result<Option<Enqueued>, StoreError> {

@@ -67,7 +67,7 @@ impl Store {
             .bind(new.reference.as_deref())
             .bind(Status::Open.as_str())
             .bind(now)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?;
                 Ok(Invoice {
                     id,

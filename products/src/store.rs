@@ -326,7 +326,7 @@ impl Store {
                             .as_ref()
                             .and_then(|u| u.as_ref().map(|u| u.as_str())),
                     )
-                    .fetch_optional(&self.db.pool)
+                    .fetch_optional(&mut *self.db.writer().await?)
                     .await;
                 self.wrote();
                 row?.as_ref().map(product_from_row).transpose()
@@ -341,7 +341,7 @@ impl Store {
                 let result = sqlx::query(DELETE)
                     .bind(now_ms())
                     .bind(id)
-                    .execute(&self.db.pool)
+                    .execute(&mut *self.db.writer().await?)
                     .await;
                 self.wrote();
                 Ok(result?.rows_affected() == 1)

@@ -170,7 +170,7 @@ impl Store {
             )
             .bind(before)
             .bind(DELETE_CHUNK)
-            .execute(&self.db.pool)
+            .execute(&mut *self.db.writer().await?)
             .await?
             .rows_affected();
             deleted += n;
