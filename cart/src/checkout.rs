@@ -141,7 +141,7 @@ pub async fn checkout(
         .ok_or(CheckoutError::AmountTooLarge)?;
     let currency = currencies
         .pop()
-        .unwrap_or_else(|| crate::domain::DEFAULT_CURRENCY.to_string());
+        .unwrap_or_else(|| common::money::DEFAULT_CURRENCY.to_string());
 
     // Step 2: the order, not yet visible.
     let order = Order {
@@ -214,15 +214,13 @@ pub async fn finish(state: &State, mut order: Order) -> Result<Order, CheckoutEr
             return give_up(state, &order, err).await;
         }
     };
-    if invoice.amount_cents != order.amount_cents || invoice.currency != order.currency {
+    if invoice.amount() != order.total() {
         log::error!(
-            "invoice {} for order {} is for {} {}, the order for {} {}",
+            "invoice {} for order {} is for {}, the order for {}",
             invoice.id,
             order.id,
-            invoice.amount_cents,
-            invoice.currency,
-            order.amount_cents,
-            order.currency
+            invoice.amount(),
+            order.total()
         );
         return give_up(state, &order, CheckoutError::InvoiceMismatch).await;
     }

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use common::client::{ClientError, HttpClient};
+use common::money::Money;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -93,6 +94,11 @@ pub struct Invoice {
 }
 
 impl Invoice {
+    /// What the invoice asks to be paid.
+    pub fn amount(&self) -> Money<'_> {
+        Money::new(self.amount_cents, &self.currency)
+    }
+
     pub fn is_paid(&self) -> bool {
         self.status == "paid"
     }

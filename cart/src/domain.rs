@@ -1,10 +1,11 @@
 //! The cart's vocabulary: ids, quantities, what clients send (checked into
 //! typed values, naming each bad field) and what they get back (items,
-//! carts, orders), plus money formatting for the confirmation email.
+//! carts, orders). Money and its formatting are common's (`common::money`).
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use common::money::{Money, DEFAULT_CURRENCY};
 use common::time::rfc3339;
 use common::{ApiError, Validator};
 
@@ -13,8 +14,6 @@ pub const MAX_QUANTITY: i64 = 999;
 /// Most distinct products in one cart. Reading a cart asks products about
 /// every line, so the fan-out is bounded.
 pub const MAX_LINES: i64 = 100;
-/// The currency of an empty cart (docs/api.md's default).
-pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// Ids of users, products, cart items and orders are UUIDs; anything else
 /// cannot exist (`404`, never `500`). The canonical form is returned.
@@ -295,6 +294,13 @@ pub struct OrderView {
     pub paid_at: Option<String>,
 }
 
+impl Order {
+    /// What the order costs, to compare with what an invoice asks.
+    pub fn total(&self) -> Money<'_> {
+        Money::new(self.amount_cents, &self.currency)
+    }
+}
+
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> OrderView {
         OrderView {
@@ -320,24 +326,6 @@ impl From<&Order> for OrderView {
             paid_at: o.paid_at.map(rfc3339),
         }
     }
-}
-
-/// ISO 4217 currencies without minor units; every other is shown with two
-/// decimals (the three-decimal dinars are rare enough to accept "1.234"
-/// shown as "12.34" in an email, never in an amount we charge).
-const ZERO_DECIMAL: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV",
-    "XAF", "XOF", "XPF",
-];
-
-/// `12.34 USD`, for people (the email); amounts stay integers everywhere else.
-pub fn format_money(cents: i64, currency: &str) -> String {
-    if ZERO_DECIMAL.contains(&currency) {
-        return format!("{cents} {currency}");
-    }
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
 }
 
 #[cfg(test)]
@@ -442,12 +430,5 @@ mod tests {
         assert!(!view.items[2].available);
         let empty = CartView::new(vec![]);
         assert_eq!((empty.total_cents, empty.currency.as_str()), (0, "USD"));
-    }
-
-    #[test]
-    fn money_for_people() {
-        assert_eq!(format_money(1999, "USD"), "19.99 USD");
-        assert_eq!(format_money(5, "EUR"), "0.05 EUR");
-        assert_eq!(format_money(500, "JPY"), "500 JPY");
     }
 }

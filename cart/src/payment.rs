@@ -14,7 +14,9 @@ use futures::StreamExt;
 use serde_json::json;
 
 use crate::clients::Invoice;
-use crate::domain::{format_money, Order, OrderStatus};
+use common::money::Money;
+
+use crate::domain::{Order, OrderStatus};
 use crate::store::{MarkPaid, Message, StoreError};
 use crate::State;
 
@@ -78,16 +80,13 @@ fn confirmation_body(order: &Order) -> String {
             "  {} x {} — {}\n",
             line.quantity,
             line.name,
-            format_money(
+            Money::new(
                 line.unit_price_cents.saturating_mul(line.quantity),
                 &order.currency
             )
         ));
     }
-    body.push_str(&format!(
-        "\nTotal paid: {}\n\nThe Shop\n",
-        format_money(order.amount_cents, &order.currency)
-    ));
+    body.push_str(&format!("\nTotal paid: {}\n\nThe Shop\n", order.total()));
     body
 }
 
@@ -117,15 +116,13 @@ pub async fn confirm(
 /// Whether the provider's invoice says this order is paid. An invoice for
 /// another amount is not a payment of this order, whatever its status.
 pub fn pays(invoice: &Invoice, order: &Order) -> bool {
-    if invoice.amount_cents != order.amount_cents || invoice.currency != order.currency {
+    if invoice.amount() != order.total() {
         log::error!(
-            "invoice {} is for {} {} but order {} is for {} {}; not marking it paid",
+            "invoice {} is for {} but order {} is for {}; not marking it paid",
             invoice.id,
-            invoice.amount_cents,
-            invoice.currency,
+            invoice.amount(),
             order.id,
-            order.amount_cents,
-            order.currency
+            order.total()
         );
         return false;
     }

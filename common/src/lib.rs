@@ -1,7 +1,8 @@
 //! What every shop service shares: configuration, logging, the server loop,
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
 //! database, the outbound client, the outbox, webhook signatures,
-//! idempotency keys and token revocation. No business logic lives here.
+//! idempotency keys and token revocation; and the shop's money. No
+//! business logic lives here.
 //!
 //! # Layout
 //!
@@ -14,8 +15,9 @@
 //!   and panics → problem+json), [`router`], [`request`], [`request_id`],
 //!   [`shutdown`], [`metrics`].
 //! - Requests and answers: [`json`] (bodies and their limits), [`error`]
-//!   (`ApiError` and field validation), [`pagination`], [`auth`] (user
-//!   tokens, the internal key), [`token_versions`] (revoked tokens).
+//!   (`ApiError` and field validation), [`money`] (`Money`, `Currency`,
+//!   the default currency), [`pagination`], [`auth`] (user tokens, the
+//!   internal key), [`token_versions`] (revoked tokens).
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
 //!   `TestDb`), [`client`] (outbound HTTP), [`outbox`], [`idempotency`],
 //!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`sync`],
@@ -35,6 +37,7 @@ pub mod idempotency;
 pub mod json;
 pub mod logging;
 pub mod metrics;
+pub mod money;
 pub mod outbox;
 pub mod pagination;
 pub mod peers;

@@ -6,6 +6,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use common::money::Currency;
 use common::{ApiError, Validator};
 
 /// Invoice ids are `inv_` + a UUIDv7 in simple form (time-ordered, opaque).
@@ -70,13 +71,12 @@ pub struct Invoice {
 /// basket, and far from overflowing anyone's sums.
 pub const MAX_AMOUNT_CENTS: i64 = 99_999_999_999;
 pub const MAX_REFERENCE_CHARS: usize = 200;
-pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// A checked `POST /invoices` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewInvoice {
     pub amount_cents: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub reference: Option<String>,
 }
 
@@ -124,20 +124,8 @@ impl NewInvoice {
             }),
         );
         let currency = match body.get("currency") {
-            None | Some(Value::Null) => Some(DEFAULT_CURRENCY.to_string()),
-            value => v.parse(
-                "currency",
-                string(value).and_then(|c| {
-                    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
-                        Ok(c.to_string())
-                    } else {
-                        Err(
-                            "must be an ISO 4217 code of three upper-case letters, such as USD"
-                                .into(),
-                        )
-                    }
-                }),
-            ),
+            None | Some(Value::Null) => Some(Currency::default()),
+            value => v.parse("currency", string(value).and_then(Currency::parse)),
         };
         let reference = match body.get("reference") {
             None | Some(Value::Null) => Some(None),
@@ -208,7 +196,7 @@ mod tests {
             n,
             NewInvoice {
                 amount_cents: 1999,
-                currency: "USD".into(),
+                currency: Currency::default(),
                 reference: None
             }
         );
@@ -216,7 +204,7 @@ mod tests {
             json!({"amount_cents": 1, "currency": "EUR", "reference": "order 7"}),
         )
         .unwrap();
-        assert_eq!(n.currency, "EUR");
+        assert_eq!(n.currency.as_str(), "EUR");
         assert_eq!(n.reference.as_deref(), Some("order 7"));
     }
 

@@ -63,7 +63,7 @@ impl Store {
             )
             .bind(&id)
             .bind(new.amount_cents)
-            .bind(&new.currency)
+            .bind(new.currency.as_str())
             .bind(new.reference.as_deref())
             .bind(Status::Open.as_str())
             .bind(now)
@@ -72,7 +72,7 @@ impl Store {
                 Ok(Invoice {
                     id,
                     amount_cents: new.amount_cents,
-                    currency: new.currency.clone(),
+                    currency: new.currency.to_string(),
                     reference: new.reference.clone(),
                     status: Status::Open,
                     created_at: rfc3339(now),

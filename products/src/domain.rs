@@ -6,6 +6,7 @@
 //! names all bad fields at once. Numbers are strict: `12`, not `12.0`,
 //! `12.5` or `"12"` — money must never pass through a float.
 
+use common::money::Currency;
 use common::{ApiError, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -15,7 +16,6 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 /// Ten billion in major units. Far above any real price, and low enough
 /// that a cart's `price × quantity` sums stay far from `i64` overflow.
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
-pub const DEFAULT_CURRENCY: &str = "USD";
 pub const MAX_CATEGORY_CHARS: usize = 40;
 pub const DEFAULT_CATEGORY: &str = "general";
 pub const MAX_IMAGE_URL_CHARS: usize = 500;
@@ -60,28 +60,6 @@ impl Description {
             return Err("must not contain NUL characters".into());
         }
         Ok(Description(raw.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An ISO 4217 code: exactly three upper-case ASCII letters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn parse(raw: &str) -> Result<Currency, String> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Currency(raw.to_string()))
-        } else {
-            Err("must be a three-letter upper-case ISO 4217 code such as \"USD\"".into())
-        }
-    }
-
-    pub fn default_currency() -> Currency {
-        Currency(DEFAULT_CURRENCY.to_string())
     }
 
     pub fn as_str(&self) -> &str {
@@ -329,7 +307,7 @@ impl NewProduct {
         let price_cents = required(&mut v, "price_cents", &f.price_cents)
             .and_then(|x| field(&mut v, "price_cents", x, price_of));
         let currency = match &f.currency {
-            None | Some(Value::Null) => Some(Currency::default_currency()),
+            None | Some(Value::Null) => Some(Currency::default()),
             Some(x) => field(&mut v, "currency", x, currency_of),
         };
         let stock = match &f.stock {
