@@ -6,6 +6,9 @@ use std::sync::Arc;
 use common::auth::Claims;
 use common::idempotency::{request_hash, Key};
 use common::json::{is_json_content_type, json_response, no_content, parse_json};
+use common::messages::payments::INVOICE_PAID;
+use common::messages::stats::CartItemAdded;
+use common::messages::{Message, StatsEvent};
 use common::pagination::{Page, PageParams};
 use common::webhook::{verify_now, SignatureError, DEFAULT_TOLERANCE_SECS};
 use common::{ApiError, HandlerResult, Req};
@@ -19,7 +22,7 @@ use crate::domain::{
     parse_id, parse_quantity_update, CartView, ItemView, NewItem, OrderView, MAX_LINES,
     MAX_QUANTITY,
 };
-use crate::store::{Message, StoreError};
+use crate::store::StoreError;
 use crate::State;
 
 impl From<StoreError> for ApiError {
@@ -151,19 +154,17 @@ pub async fn add_item(state: Arc<State>, mut req: Req) -> HandlerResult {
     let quantity = new.quantity.get();
     let line = state
         .store
-        .add_item(&uid, &product, quantity, |line| Message {
-            target: "stats",
-            path: "/log",
-            payload: json!({
-                "user_id": uid,
-                "action": "cart_item_added",
-                "data": {
-                    "item_id": line.id,
-                    "product_id": line.product_id,
-                    "quantity": quantity,
-                    "cart_quantity": line.quantity,
+        .add_item(&uid, &product, quantity, |line| {
+            StatsEvent::cart_item_added(
+                &uid,
+                CartItemAdded {
+                    item_id: &line.id,
+                    product_id: &line.product_id,
+                    quantity,
+                    cart_quantity: line.quantity,
                 },
-            }),
+            )
+            .outgoing()
         })
         .await?;
     state.outbox.notify();
@@ -371,7 +372,7 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
     };
     let event_id = text(&event, "id")?;
     let event_type = text(&event, "type")?;
-    if event_type != "invoice.paid" {
+    if event_type != INVOICE_PAID {
         log::info!("payment webhook {event_id} of type {event_type} ignored");
         return Ok(json_response(StatusCode::OK, &json!({"received": true})));
     }

@@ -45,6 +45,7 @@ use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
+use common::messages::target;
 use common::outbox::{Auth, Outbox, Target, DELIVERY_TIMEOUT};
 use common::time::now_ms;
 use common::token_versions::{self, TokenVersions};
@@ -103,14 +104,14 @@ impl Cart {
         .await?;
         let targets = HashMap::from([
             (
-                "mailer".to_string(),
+                target::MAILER.to_string(),
                 Target {
                     base_url: config.mailer_url.clone(),
                     auth: Auth::Bearer(config.base.internal_key.clone()),
                 },
             ),
             (
-                "stats".to_string(),
+                target::STATS.to_string(),
                 Target {
                     base_url: config.stats_url.clone(),
                     auth: Auth::None,

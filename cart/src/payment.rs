@@ -9,15 +9,15 @@
 
 use std::time::Duration;
 
+use common::messages::stats::OrderEvent;
+use common::messages::{Message, Outgoing, SendEmail, StatsEvent};
+use common::money::Money;
 use common::time::now_ms;
 use futures::StreamExt;
-use serde_json::json;
 
 use crate::clients::Invoice;
-use common::money::Money;
-
 use crate::domain::{Order, OrderStatus};
-use crate::store::{MarkPaid, Message, StoreError};
+use crate::store::{MarkPaid, StoreError};
 use crate::State;
 
 /// How many invoices one sweep or one list read asks about at once.
@@ -32,37 +32,30 @@ const MAX_CHECK_DELAY: Duration = Duration::from_secs(600);
 
 /// The messages a newly paid order sends: the confirmation email (when the
 /// order knows an address) and the `order_paid` event.
-pub fn paid_messages(order: &Order) -> Vec<Message> {
+pub fn paid_messages(order: &Order) -> Vec<Outgoing> {
     let mut out = Vec::with_capacity(2);
     match &order.email {
-        Some(to) => out.push(Message {
-            target: "mailer",
-            path: "/send_email/",
-            payload: json!({
-                "to": to,
-                "subject": format!("Your order {} is paid", short_id(&order.id)),
-                "body": confirmation_body(order),
-            }),
-        }),
+        Some(to) => out.push(
+            SendEmail {
+                to: to.clone(),
+                subject: format!("Your order {} is paid", short_id(&order.id)),
+                body: confirmation_body(order),
+            }
+            .outgoing(),
+        ),
         None => log::info!(
             "order {} is paid but has no email address (checked out without one); no confirmation sent",
             order.id
         ),
     }
-    out.push(Message {
-        target: "stats",
-        path: "/log",
-        payload: json!({
-            "user_id": order.user_id,
-            "action": "order_paid",
-            "data": {
-                "order_id": order.id,
-                "invoice_id": order.invoice_id,
-                "amount_cents": order.amount_cents,
-                "currency": order.currency,
-            },
-        }),
-    });
+    let paid = OrderEvent {
+        order_id: &order.id,
+        invoice_id: order.invoice_id.as_deref(),
+        amount_cents: order.amount_cents,
+        currency: &order.currency,
+        items: None,
+    };
+    out.push(StatsEvent::order_paid(&order.user_id, paid).outgoing());
     out
 }
 

@@ -1,8 +1,9 @@
 //! What every shop service shares: configuration, logging, the server loop,
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
 //! database, the outbound client, the outbox, webhook signatures,
-//! idempotency keys and token revocation; and the shop's money. No
-//! business logic lives here.
+//! idempotency keys and token revocation; and the shop's shared vocabulary:
+//! money and the messages services send each other. No business logic
+//! lives here.
 //!
 //! # Layout
 //!
@@ -19,9 +20,10 @@
 //!   the default currency), [`pagination`], [`auth`] (user tokens, the
 //!   internal key), [`token_versions`] (revoked tokens).
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
-//!   `TestDb`), [`client`] (outbound HTTP), [`outbox`], [`idempotency`],
-//!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`sync`],
-//!   [`time`].
+//!   `TestDb`), [`client`] (outbound HTTP), [`messages`] (what services
+//!   send each other, typed, with target and path), [`outbox`],
+//!   [`idempotency`], [`webhook`] (`Shop-Signature`), [`retry`],
+//!   [`background`], [`sync`], [`time`].
 //! - Tests: [`testing`] (spawn on port 0, a recording server).
 
 pub mod app;
@@ -36,6 +38,7 @@ pub mod error;
 pub mod idempotency;
 pub mod json;
 pub mod logging;
+pub mod messages;
 pub mod metrics;
 pub mod money;
 pub mod outbox;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use common::auth::require_internal;
 use common::idempotency::Key;
 use common::json::json_response;
+use common::messages::SendEmail;
 use common::{ApiError, HandlerResult, Req, Validator};
 use http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::{Body, NewMail, Recipient, Subject};
@@ -26,13 +26,6 @@ impl From<StoreError> for ApiError {
             StoreError::Db(e) => e.into(),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct SendEmail {
-    to: String,
-    subject: String,
-    body: String,
 }
 
 /// `POST /send_email/` (internal): validates, queues durably, answers `202`.

@@ -34,13 +34,14 @@ use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
+use common::messages::{target, CreateInvoice, Message};
 use common::outbox::{Auth, Outbox, Target, DELIVERY_TIMEOUT};
 use common::{App, Router};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::PaymentsConfig;
-use crate::store::{Store, WEBHOOK_TARGET};
+use crate::store::Store;
 
 pub struct State {
     pub config: PaymentsConfig,
@@ -59,7 +60,7 @@ pub struct Payments {
 
 pub fn router() -> Router<State> {
     Router::new()
-        .post("/invoices", handlers::create)
+        .post(CreateInvoice::PATH, handlers::create)
         .get("/invoices/{id}", handlers::get)
         .post("/invoices/{id}/pay", handlers::pay)
 }
@@ -85,7 +86,7 @@ impl Payments {
         .await?;
         let client = HttpClient::new(Duration::from_secs(2), DELIVERY_TIMEOUT);
         let targets = HashMap::from([(
-            WEBHOOK_TARGET.to_string(),
+            target::WEBHOOK.to_string(),
             Target {
                 base_url: config.webhook_url.clone(),
                 auth: Auth::Signature(config.webhook_secret.clone()),

@@ -5,32 +5,26 @@ use std::sync::Arc;
 use common::auth::require_internal;
 use common::idempotency::Key;
 use common::json::json_response;
+use common::messages::StatsEvent;
 use common::pagination::{Page, PageParams};
 use common::time::{now_ms, rfc3339};
 use common::{ApiError, HandlerResult, Req, Validator};
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::domain::{parse_action, parse_data, parse_user_id, Event, Range};
 use crate::store::ActionCount;
 use crate::writer::PushError;
 use crate::State;
 
-#[derive(Deserialize)]
-struct LogEvent {
-    user_id: Option<Value>,
-    action: String,
-    data: Option<Value>,
-}
-
 /// `POST /log` (public): validates and queues; the writer stores it
 /// within `flush_interval`. The answer carries nothing request-specific,
 /// so a repeat with the same `Idempotency-Key` gets the same answer.
 pub async fn log_event(state: Arc<State>, mut req: Req) -> HandlerResult {
     let key = Key::from_headers(req.headers())?;
-    let body: LogEvent = req.json().await?;
+    let body: StatsEvent = req.json().await?;
     let mut v = Validator::new();
     let user_id = v.parse("user_id", parse_user_id(body.user_id.as_ref()));
     let action = v.parse("action", parse_action(&body.action));

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use common::auth::{Claims, Role};
 use common::json::{json_response, no_content};
+use common::messages::{Message, SendEmail, StatsEvent};
 use common::token_versions::{self, TokenVersion};
 use common::{ApiError, HandlerResult, Req, Validator};
 use http::StatusCode;
@@ -49,17 +50,18 @@ struct Update {
 }
 
 fn welcome(user: &User) -> Announcements {
-    Announcements {
-        welcome_email: json!({
-            "to": user.email,
-            "subject": "Welcome to the shop",
-            "body": format!(
-                "Hello {},\n\nyour account is ready. Sign in with {} to start shopping.\n\nThe Shop",
-                user.name, user.email
-            ),
-        }),
-        stats_event: json!({"user_id": user.id, "action": "user_registered", "data": {}}),
-    }
+    let email = SendEmail {
+        to: user.email.clone(),
+        subject: "Welcome to the shop".into(),
+        body: format!(
+            "Hello {},\n\nyour account is ready. Sign in with {} to start shopping.\n\nThe Shop",
+            user.name, user.email
+        ),
+    };
+    vec![
+        email.outgoing(),
+        StatsEvent::user_registered(&user.id).outgoing(),
+    ]
 }
 
 /// `POST /user/`
