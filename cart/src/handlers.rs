@@ -19,8 +19,7 @@ use serde_json::{json, Value};
 use crate::checkout::CheckoutError;
 use crate::clients::ProductError;
 use crate::domain::{
-    parse_id, parse_quantity_update, CartView, ItemView, NewItem, OrderView, MAX_LINES,
-    MAX_QUANTITY,
+    parse_id, CartView, ItemView, NewItem, OrderView, Quantity, MAX_LINES, MAX_QUANTITY,
 };
 use crate::store::StoreError;
 use crate::State;
@@ -148,7 +147,7 @@ async fn authorize(state: &State, req: &Req) -> Result<(Claims, String), ApiErro
 /// `POST /user/{uid}/cart/`
 pub async fn add_item(state: Arc<State>, mut req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
-    let new = NewItem::parse(req.json::<Value>().await?)?;
+    let new: NewItem = req.body().await?;
     let product_id = new.product_id.ok_or_else(product_not_found)?;
     let product = state.products.get(&product_id).await?;
     let quantity = new.quantity.get();
@@ -226,7 +225,7 @@ pub async fn item(state: Arc<State>, req: Req) -> HandlerResult {
 /// product is read first, so with products down nothing changes (`503`).
 pub async fn update_item(state: Arc<State>, mut req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
-    let quantity = parse_quantity_update(req.json::<Value>().await?)?;
+    let quantity: Quantity = req.body().await?;
     let id = parse_id(req.param("id")).ok_or_else(item_not_found)?;
     let line = state
         .store

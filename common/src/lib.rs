@@ -15,8 +15,9 @@
 //!   `/healthz` `/readyz` `/metrics`, request ids, the access log, errors
 //!   and panics → problem+json), [`router`], [`request`], [`request_id`],
 //!   [`shutdown`], [`metrics`].
-//! - Requests and answers: [`json`] (bodies and their limits), [`error`]
-//!   (`ApiError` and field validation), [`money`] (`Money`, `Currency`,
+//! - Requests and answers: [`json`] (bodies and their limits), [`validate`]
+//!   (a body or query checked into a value, every bad field named),
+//!   [`error`] (`ApiError`, `FieldError`), [`money`] (`Money`, `Currency`,
 //!   the default currency), [`pagination`], [`auth`] (user tokens, the
 //!   internal key), [`token_versions`] (revoked tokens).
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
@@ -60,9 +61,10 @@ pub mod telemetry;
 pub mod testing;
 pub mod time;
 pub mod token_versions;
+pub mod validate;
 pub mod webhook;
 
 pub use app::App;
-pub use error::{ApiError, FieldError, Validator};
+pub use error::{ApiError, FieldError};
 pub use request::Req;
 pub use router::{HandlerResult, Router};

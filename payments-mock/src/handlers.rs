@@ -5,12 +5,13 @@ use std::sync::Arc;
 use common::auth::{bearer, constant_time_eq};
 use common::idempotency::{request_hash, Key};
 use common::json::{is_json_content_type, json_response, parse_json};
+use common::validate::{from_bytes, object};
 use common::{ApiError, HandlerResult, Req};
 use http::StatusCode;
 use serde_json::Value;
 
 use crate::card::Card;
-use crate::domain::{object, parse_invoice_id, CardSummary, NewInvoice, Status};
+use crate::domain::{parse_invoice_id, CardSummary, NewInvoice, Status};
 use crate::store::PayError;
 use crate::State;
 
@@ -65,7 +66,7 @@ pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
     let hash = request_hash(&req.parts.method, req.parts.uri.path(), &body);
     let work_state = state.clone();
     let work = async move {
-        let new = NewInvoice::parse(parse_json::<Value>(&body)?)?;
+        let new: NewInvoice = from_bytes(&body)?;
         let invoice = work_state.store.create(&new).await?;
         metrics::counter!("payments_invoices_created_total").increment(1);
         log::info!(
