@@ -229,7 +229,7 @@ pub async fn finish(state: &State, mut order: Order) -> Result<Order, CheckoutEr
         &order.user_id,
         OrderEvent {
             order_id: &order.id,
-            invoice_id: Some(&invoice.id),
+            invoice_id: Some(invoice.id.as_str()),
             amount_cents: order.amount_cents,
             currency: &order.currency,
             items: Some(order.items.len()),

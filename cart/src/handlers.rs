@@ -290,7 +290,7 @@ pub async fn orders(state: Arc<State>, req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
     let page = PageParams::from_query(&req.query())?;
     let (orders, total) = state.store.orders(&uid, page.limit, page.offset).await?;
-    let orders = crate::payment::reconcile_all(&state, orders).await;
+    let orders = crate::reconciliation::reconcile_all(&state, orders).await;
     let views: Vec<OrderView> = orders.iter().map(OrderView::from).collect();
     Ok(json_response(
         StatusCode::OK,
@@ -307,7 +307,7 @@ pub async fn order(state: Arc<State>, req: Req) -> HandlerResult {
         .visible_order(&uid, &id)
         .await?
         .ok_or_else(order_not_found)?;
-    let order = crate::payment::reconcile(&state, order).await;
+    let order = crate::reconciliation::reconcile(&state, order).await;
     Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
@@ -390,13 +390,13 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
         ));
     }
     if let Some(order) = state.store.order_by_invoice(&invoice_id).await? {
-        if !crate::payment::pays(&invoice, &order) {
+        if !crate::reconciliation::pays(&invoice, &order) {
             // Acknowledged so the provider stops retrying; the order stays
             // pending and the mismatch is in the log for an operator.
             return Ok(json_response(StatusCode::OK, &json!({"received": true})));
         }
     }
-    let outcome = crate::payment::confirm(
+    let outcome = crate::reconciliation::confirm(
         &state,
         &invoice_id,
         Some((&event_id, &event_type)),

@@ -5,8 +5,9 @@
 //! read from the products service (one batch read per cart, `GET
 //! /products/?ids=…`); checkout turns a cart into an order
 //! with an invoice at the payment provider ([`checkout`]); orders become
-//! paid by the provider's signed webhook or by reconciliation ([`payment`]);
-//! emails and stats events go out through the outbox.
+//! paid by the provider's signed webhook or by reconciliation with the
+//! provider ([`reconciliation`]); emails and stats events go out through
+//! the outbox.
 //!
 //! Routes (see [`router`]): `/user/{uid}/cart/…`, `/user/{uid}/orders/…`
 //! and the internal `POST /internal/payments/webhook`.
@@ -21,8 +22,8 @@
 //! - [`clients`]: typed clients for products and the payment provider.
 //! - [`checkout`]: cart → order with an invoice, crash-safe, and the
 //!   recovery of interrupted checkouts.
-//! - [`payment`]: marking orders paid (webhook, reconciliation, sweep)
-//!   and the confirmation messages.
+//! - [`reconciliation`]: marking orders paid (webhook, reconciliation on
+//!   read, background sweep) and the confirmation messages.
 //! - [`store`]: all SQL, with the outbox messages of each change.
 //! - this file: [`State`], [`router`], [`Cart::start`] and its background
 //!   tasks.
@@ -32,7 +33,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 mod handlers;
-pub mod payment;
+pub mod reconciliation;
 pub mod store;
 
 use std::collections::HashMap;
@@ -156,7 +157,7 @@ impl Cart {
                 }
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = payment::sweep(&sweeping) => {}
+                    _ = reconciliation::sweep(&sweeping) => {}
                 }
             }
         });

@@ -59,7 +59,7 @@ async fn json_body(req: &mut Req) -> Result<bytes::Bytes, ApiError> {
 
 /// `POST /invoices` (server key; honours `Idempotency-Key`)
 pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
-    state.config.realism.apply().await?;
+    state.config.faults.apply().await?;
     let scope = authenticate(&state, &req)?.to_string();
     let key = Key::from_headers(req.headers())?;
     let body = json_body(&mut req).await?;
@@ -85,7 +85,7 @@ pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
 
 /// `GET /invoices/{id}` (anyone with the id)
 pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
-    state.config.realism.apply().await?;
+    state.config.faults.apply().await?;
     let id = parse_invoice_id(req.param("id")).ok_or_else(|| ApiError::not_found("invoice"))?;
     let invoice = state
         .store
@@ -98,7 +98,7 @@ pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
 /// `POST /invoices/{id}/pay` (anyone with the id). The card number and CVC
 /// live only in this request's memory: they are neither stored nor logged.
 pub async fn pay(state: Arc<State>, mut req: Req) -> HandlerResult {
-    state.config.realism.apply().await?;
+    state.config.faults.apply().await?;
     let id = parse_invoice_id(req.param("id"))
         .ok_or_else(|| ApiError::not_found("invoice"))?
         .to_string();

@@ -13,7 +13,8 @@
 //! - `handlers`: one async fn per endpoint.
 //! - [`domain`]: invoices, their ids, and the checks on a new invoice.
 //! - [`card`]: card fields, the Luhn check, brands and the test cards.
-//! - [`realism`]: added latency and injected `503`s (off by default).
+//! - [`faults`]: fault injection, added latency and `503`s (off by
+//!   default).
 //! - [`store`]: all SQL; paying writes the `invoice.paid` webhook into
 //!   the outbox in the same transaction.
 //! - this file: [`State`], [`router`], [`Payments::start`].
@@ -21,8 +22,8 @@
 pub mod card;
 pub mod config;
 pub mod domain;
+pub mod faults;
 mod handlers;
-pub mod realism;
 pub mod store;
 
 use std::collections::HashMap;
@@ -137,10 +138,10 @@ common::service_binary!(
     describe = |s| {
         let config = &s.state.config;
         let mut words = format!("webhooks to {}", config.webhook_url);
-        if !config.realism.is_off() {
+        if !config.faults.is_off() {
             words.push_str(&format!(
-            "; realism knobs on: {}-{} ms added latency, {} of /invoices requests fail with 503",
-            config.realism.latency_ms.0, config.realism.latency_ms.1, config.realism.failure_rate
+            "; fault injection on: {}-{} ms added latency, {} of /invoices requests fail with 503",
+            config.faults.latency_ms.0, config.faults.latency_ms.1, config.faults.failure_rate
         ));
         }
         words
