@@ -27,12 +27,13 @@
 //! started (the key is stored on the order), completed first if needed.
 
 use common::client::ClientError;
+use common::messages::stats::OrderEvent;
+use common::messages::{Message, StatsEvent};
 use common::time::now_ms;
-use serde_json::json;
 
 use crate::clients::PaymentsError;
 use crate::domain::{new_id, Order, OrderLine, OrderStatus};
-use crate::store::{Completion, Message, StoreError};
+use crate::store::{Completion, StoreError};
 use crate::State;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +142,7 @@ pub async fn checkout(
         .ok_or(CheckoutError::AmountTooLarge)?;
     let currency = currencies
         .pop()
-        .unwrap_or_else(|| crate::domain::DEFAULT_CURRENCY.to_string());
+        .unwrap_or_else(|| common::money::DEFAULT_CURRENCY.to_string());
 
     // Step 2: the order, not yet visible.
     let order = Order {
@@ -214,33 +215,27 @@ pub async fn finish(state: &State, mut order: Order) -> Result<Order, CheckoutEr
             return give_up(state, &order, err).await;
         }
     };
-    if invoice.amount_cents != order.amount_cents || invoice.currency != order.currency {
+    if invoice.amount() != order.total() {
         log::error!(
-            "invoice {} for order {} is for {} {}, the order for {} {}",
+            "invoice {} for order {} is for {}, the order for {}",
             invoice.id,
             order.id,
-            invoice.amount_cents,
-            invoice.currency,
-            order.amount_cents,
-            order.currency
+            invoice.amount(),
+            order.total()
         );
         return give_up(state, &order, CheckoutError::InvoiceMismatch).await;
     }
-    let created = Message {
-        target: "stats",
-        path: "/log",
-        payload: json!({
-            "user_id": order.user_id,
-            "action": "order_created",
-            "data": {
-                "order_id": order.id,
-                "invoice_id": invoice.id,
-                "amount_cents": order.amount_cents,
-                "currency": order.currency,
-                "items": order.items.len(),
-            },
-        }),
-    };
+    let created = StatsEvent::order_created(
+        &order.user_id,
+        OrderEvent {
+            order_id: &order.id,
+            invoice_id: Some(invoice.id.as_str()),
+            amount_cents: order.amount_cents,
+            currency: &order.currency,
+            items: Some(order.items.len()),
+        },
+    )
+    .outgoing();
     match state
         .store
         .complete_checkout(&order, &invoice.id, vec![created])

@@ -7,9 +7,10 @@
 use std::collections::HashMap;
 
 use common::client::{ClientError, HttpClient};
+use common::messages::{CreateInvoice, Message};
+use common::money::Money;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::domain::Product;
 
@@ -93,6 +94,11 @@ pub struct Invoice {
 }
 
 impl Invoice {
+    /// What the invoice asks to be paid.
+    pub fn amount(&self) -> Money<'_> {
+        Money::new(self.amount_cents, &self.currency)
+    }
+
     pub fn is_paid(&self) -> bool {
         self.status == "paid"
     }
@@ -153,17 +159,17 @@ impl PaymentsClient {
         amount_cents: i64,
         currency: &str,
     ) -> Result<Invoice, PaymentsError> {
-        let url = format!("{}/invoices", self.base_url);
+        let url = format!("{}{}", self.base_url, CreateInvoice::PATH);
         let rb = self
             .http
             .request(reqwest::Method::POST, &url)
             .bearer_auth(&self.server_key)
             .header("idempotency-key", format!("order-{order_id}"))
-            .json(&json!({
-                "amount_cents": amount_cents,
-                "currency": currency,
-                "reference": format!("order {order_id}"),
-            }));
+            .json(&CreateInvoice {
+                amount_cents,
+                currency,
+                reference: Some(format!("order {order_id}")),
+            });
         match self.http.json::<Invoice>(rb).await {
             Ok(invoice) if is_safe_id(&invoice.id) => Ok(invoice),
             Ok(invoice) => Err(PaymentsError::Rejected(format!(

@@ -1,20 +1,20 @@
 //! The cart's vocabulary: ids, quantities, what clients send (checked into
 //! typed values, naming each bad field) and what they get back (items,
-//! carts, orders), plus money formatting for the confirmation email.
+//! carts, orders). Money and its formatting are common's (`common::money`).
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use common::money::{Money, DEFAULT_CURRENCY};
 use common::time::rfc3339;
-use common::{ApiError, Validator};
+use common::validate::{all, field, object, FromBody};
+use common::ApiError;
 
 /// Most of one product a cart line may hold.
 pub const MAX_QUANTITY: i64 = 999;
 /// Most distinct products in one cart. Reading a cart asks products about
 /// every line, so the fan-out is bounded.
 pub const MAX_LINES: i64 = 100;
-/// The currency of an empty cart (docs/api.md's default).
-pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// Ids of users, products, cart items and orders are UUIDs; anything else
 /// cannot exist (`404`, never `500`). The canonical form is returned.
@@ -48,14 +48,6 @@ impl Quantity {
     }
 }
 
-/// The body as a JSON object; anything else is `422`.
-fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::invalid_field("body", "must be a JSON object")),
-    }
-}
-
 /// A checked `POST /user/{uid}/cart/` body. `product_id` is `None` when it
 /// is a well-formed string that is not a product id at all: that is an
 /// unknown product (`404`), not a malformed request.
@@ -65,46 +57,39 @@ pub struct NewItem {
     pub quantity: Quantity,
 }
 
-impl NewItem {
-    pub fn parse(body: Value) -> Result<NewItem, ApiError> {
+impl FromBody for NewItem {
+    type Raw = Value;
+
+    fn check(body: Value) -> Result<NewItem, ApiError> {
         let body = object(body)?;
-        let mut v = Validator::new();
-        let product_id = v.parse(
-            "product_id",
-            match body.get("product_id") {
-                None | Some(Value::Null) => Err("is required".to_string()),
-                Some(Value::String(s)) if s.trim().is_empty() => {
-                    Err("must not be empty".to_string())
-                }
-                Some(Value::String(s)) => Ok(parse_id(s.trim())),
-                // IDs may be integers (docs/api.md); no product has one.
-                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(None),
-                Some(_) => Err("must be a string".to_string()),
-            },
-        );
-        let quantity = v.parse("quantity", Quantity::parse(body.get("quantity")));
-        v.finish()?;
-        match (product_id, quantity) {
-            (Some(product_id), Some(quantity)) => Ok(NewItem {
-                product_id,
-                quantity,
-            }),
-            _ => Err(ApiError::internal(std::io::Error::other(
-                "a validated cart item lost a field",
-            ))),
-        }
+        let product_id = match body.get("product_id") {
+            None | Some(Value::Null) => Err("is required".to_string()),
+            Some(Value::String(s)) if s.trim().is_empty() => Err("must not be empty".to_string()),
+            Some(Value::String(s)) => Ok(parse_id(s.trim())),
+            // IDs may be integers (docs/api.md); no product has one.
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(None),
+            Some(_) => Err("must be a string".to_string()),
+        };
+        let (product_id, quantity) = all((
+            field("product_id", product_id),
+            field("quantity", Quantity::parse(body.get("quantity"))),
+        ))?;
+        Ok(NewItem {
+            product_id,
+            quantity,
+        })
     }
 }
 
-/// A checked `PUT /user/{uid}/cart/{id}` body.
-pub fn parse_quantity_update(body: Value) -> Result<Quantity, ApiError> {
-    let body = object(body)?;
-    let mut v = Validator::new();
-    let quantity = v.parse("quantity", Quantity::parse(body.get("quantity")));
-    v.finish()?;
-    quantity.ok_or_else(|| {
-        ApiError::internal(std::io::Error::other("a validated quantity went missing"))
-    })
+/// A checked `PUT /user/{uid}/cart/{id}` body: `{"quantity"}`.
+impl FromBody for Quantity {
+    type Raw = Value;
+
+    fn check(body: Value) -> Result<Quantity, ApiError> {
+        let body = object(body)?;
+        let (quantity,) = all((field("quantity", Quantity::parse(body.get("quantity"))),))?;
+        Ok(quantity)
+    }
 }
 
 /// A product as the products service shows it (the fields the cart uses).
@@ -295,6 +280,13 @@ pub struct OrderView {
     pub paid_at: Option<String>,
 }
 
+impl Order {
+    /// What the order costs, to compare with what an invoice asks.
+    pub fn total(&self) -> Money<'_> {
+        Money::new(self.amount_cents, &self.currency)
+    }
+}
+
 impl From<&Order> for OrderView {
     fn from(o: &Order) -> OrderView {
         OrderView {
@@ -322,24 +314,6 @@ impl From<&Order> for OrderView {
     }
 }
 
-/// ISO 4217 currencies without minor units; every other is shown with two
-/// decimals (the three-decimal dinars are rare enough to accept "1.234"
-/// shown as "12.34" in an email, never in an amount we charge).
-const ZERO_DECIMAL: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV",
-    "XAF", "XOF", "XPF",
-];
-
-/// `12.34 USD`, for people (the email); amounts stay integers everywhere else.
-pub fn format_money(cents: i64, currency: &str) -> String {
-    if ZERO_DECIMAL.contains(&currency) {
-        return format!("{cents} {currency}");
-    }
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -347,7 +321,7 @@ mod tests {
     use super::*;
 
     fn fields(body: Value) -> Vec<String> {
-        NewItem::parse(body)
+        NewItem::check(body)
             .unwrap_err()
             .errors
             .into_iter()
@@ -379,14 +353,14 @@ mod tests {
     #[test]
     fn new_items_name_every_bad_field() {
         let id = new_id();
-        let ok = NewItem::parse(json!({"product_id": id.to_uppercase(), "quantity": 2})).unwrap();
+        let ok = NewItem::check(json!({"product_id": id.to_uppercase(), "quantity": 2})).unwrap();
         assert_eq!(ok.product_id.as_deref(), Some(id.as_str()));
         assert_eq!(ok.quantity.get(), 2);
         // Well-formed but not a product id: an unknown product, not a 422.
-        let unknown = NewItem::parse(json!({"product_id": "nope", "quantity": 1})).unwrap();
+        let unknown = NewItem::check(json!({"product_id": "nope", "quantity": 1})).unwrap();
         assert_eq!(unknown.product_id, None);
         assert_eq!(
-            NewItem::parse(json!({"product_id": 7, "quantity": 1}))
+            NewItem::check(json!({"product_id": 7, "quantity": 1}))
                 .unwrap()
                 .product_id,
             None
@@ -442,12 +416,5 @@ mod tests {
         assert!(!view.items[2].available);
         let empty = CartView::new(vec![]);
         assert_eq!((empty.total_cents, empty.currency.as_str()), (0, "USD"));
-    }
-
-    #[test]
-    fn money_for_people() {
-        assert_eq!(format_money(1999, "USD"), "19.99 USD");
-        assert_eq!(format_money(5, "EUR"), "0.05 EUR");
-        assert_eq!(format_money(500, "JPY"), "500 JPY");
     }
 }

@@ -6,6 +6,9 @@ use std::sync::Arc;
 use common::auth::Claims;
 use common::idempotency::{request_hash, Key};
 use common::json::{is_json_content_type, json_response, no_content, parse_json};
+use common::messages::payments::INVOICE_PAID;
+use common::messages::stats::CartItemAdded;
+use common::messages::{Message, StatsEvent};
 use common::pagination::{Page, PageParams};
 use common::webhook::{verify_now, SignatureError, DEFAULT_TOLERANCE_SECS};
 use common::{ApiError, HandlerResult, Req};
@@ -16,10 +19,9 @@ use serde_json::{json, Value};
 use crate::checkout::CheckoutError;
 use crate::clients::ProductError;
 use crate::domain::{
-    parse_id, parse_quantity_update, CartView, ItemView, NewItem, OrderView, MAX_LINES,
-    MAX_QUANTITY,
+    parse_id, CartView, ItemView, NewItem, OrderView, Quantity, MAX_LINES, MAX_QUANTITY,
 };
-use crate::store::{Message, StoreError};
+use crate::store::StoreError;
 use crate::State;
 
 impl From<StoreError> for ApiError {
@@ -145,25 +147,23 @@ async fn authorize(state: &State, req: &Req) -> Result<(Claims, String), ApiErro
 /// `POST /user/{uid}/cart/`
 pub async fn add_item(state: Arc<State>, mut req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
-    let new = NewItem::parse(req.json::<Value>().await?)?;
+    let new: NewItem = req.body().await?;
     let product_id = new.product_id.ok_or_else(product_not_found)?;
     let product = state.products.get(&product_id).await?;
     let quantity = new.quantity.get();
     let line = state
         .store
-        .add_item(&uid, &product, quantity, |line| Message {
-            target: "stats",
-            path: "/log",
-            payload: json!({
-                "user_id": uid,
-                "action": "cart_item_added",
-                "data": {
-                    "item_id": line.id,
-                    "product_id": line.product_id,
-                    "quantity": quantity,
-                    "cart_quantity": line.quantity,
+        .add_item(&uid, &product, quantity, |line| {
+            StatsEvent::cart_item_added(
+                &uid,
+                CartItemAdded {
+                    item_id: &line.id,
+                    product_id: &line.product_id,
+                    quantity,
+                    cart_quantity: line.quantity,
                 },
-            }),
+            )
+            .outgoing()
         })
         .await?;
     state.outbox.notify();
@@ -225,7 +225,7 @@ pub async fn item(state: Arc<State>, req: Req) -> HandlerResult {
 /// product is read first, so with products down nothing changes (`503`).
 pub async fn update_item(state: Arc<State>, mut req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
-    let quantity = parse_quantity_update(req.json::<Value>().await?)?;
+    let quantity: Quantity = req.body().await?;
     let id = parse_id(req.param("id")).ok_or_else(item_not_found)?;
     let line = state
         .store
@@ -290,7 +290,7 @@ pub async fn orders(state: Arc<State>, req: Req) -> HandlerResult {
     let (_, uid) = authorize(&state, &req).await?;
     let page = PageParams::from_query(&req.query())?;
     let (orders, total) = state.store.orders(&uid, page.limit, page.offset).await?;
-    let orders = crate::payment::reconcile_all(&state, orders).await;
+    let orders = crate::reconciliation::reconcile_all(&state, orders).await;
     let views: Vec<OrderView> = orders.iter().map(OrderView::from).collect();
     Ok(json_response(
         StatusCode::OK,
@@ -307,7 +307,7 @@ pub async fn order(state: Arc<State>, req: Req) -> HandlerResult {
         .visible_order(&uid, &id)
         .await?
         .ok_or_else(order_not_found)?;
-    let order = crate::payment::reconcile(&state, order).await;
+    let order = crate::reconciliation::reconcile(&state, order).await;
     Ok(json_response(StatusCode::OK, &OrderView::from(&order)))
 }
 
@@ -371,7 +371,7 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
     };
     let event_id = text(&event, "id")?;
     let event_type = text(&event, "type")?;
-    if event_type != "invoice.paid" {
+    if event_type != INVOICE_PAID {
         log::info!("payment webhook {event_id} of type {event_type} ignored");
         return Ok(json_response(StatusCode::OK, &json!({"received": true})));
     }
@@ -390,13 +390,13 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
         ));
     }
     if let Some(order) = state.store.order_by_invoice(&invoice_id).await? {
-        if !crate::payment::pays(&invoice, &order) {
+        if !crate::reconciliation::pays(&invoice, &order) {
             // Acknowledged so the provider stops retrying; the order stays
             // pending and the mismatch is in the log for an operator.
             return Ok(json_response(StatusCode::OK, &json!({"received": true})));
         }
     }
-    let outcome = crate::payment::confirm(
+    let outcome = crate::reconciliation::confirm(
         &state,
         &invoice_id,
         Some((&event_id, &event_type)),

@@ -5,8 +5,9 @@
 //! read from the products service (one batch read per cart, `GET
 //! /products/?ids=…`); checkout turns a cart into an order
 //! with an invoice at the payment provider ([`checkout`]); orders become
-//! paid by the provider's signed webhook or by reconciliation ([`payment`]);
-//! emails and stats events go out through the outbox.
+//! paid by the provider's signed webhook or by reconciliation with the
+//! provider ([`reconciliation`]); emails and stats events go out through
+//! the outbox.
 //!
 //! Routes (see [`router`]): `/user/{uid}/cart/…`, `/user/{uid}/orders/…`
 //! and the internal `POST /internal/payments/webhook`.
@@ -21,8 +22,8 @@
 //! - [`clients`]: typed clients for products and the payment provider.
 //! - [`checkout`]: cart → order with an invoice, crash-safe, and the
 //!   recovery of interrupted checkouts.
-//! - [`payment`]: marking orders paid (webhook, reconciliation, sweep)
-//!   and the confirmation messages.
+//! - [`reconciliation`]: marking orders paid (webhook, reconciliation on
+//!   read, background sweep) and the confirmation messages.
 //! - [`store`]: all SQL, with the outbox messages of each change.
 //! - this file: [`State`], [`router`], [`Cart::start`] and its background
 //!   tasks.
@@ -32,7 +33,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 mod handlers;
-pub mod payment;
+pub mod reconciliation;
 pub mod store;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
+use common::messages::target;
 use common::outbox::{Auth, Outbox, Target, DELIVERY_TIMEOUT};
 use common::time::now_ms;
 use common::token_versions::{self, TokenVersions};
@@ -103,14 +105,14 @@ impl Cart {
         .await?;
         let targets = HashMap::from([
             (
-                "mailer".to_string(),
+                target::MAILER.to_string(),
                 Target {
                     base_url: config.mailer_url.clone(),
                     auth: Auth::Bearer(config.base.internal_key.clone()),
                 },
             ),
             (
-                "stats".to_string(),
+                target::STATS.to_string(),
                 Target {
                     base_url: config.stats_url.clone(),
                     auth: Auth::None,
@@ -155,7 +157,7 @@ impl Cart {
                 }
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = payment::sweep(&sweeping) => {}
+                    _ = reconciliation::sweep(&sweeping) => {}
                 }
             }
         });

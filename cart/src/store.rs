@@ -6,9 +6,8 @@
 use std::collections::HashMap;
 
 use common::db::{is_unique_violation, Db};
-use common::outbox::enqueue;
+use common::messages::Outgoing;
 use common::time::now_ms;
-use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
@@ -24,13 +23,6 @@ pub enum StoreError {
     CheckoutKeyTaken,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-}
-
-/// A message to another service, written to the outbox with the change.
-pub struct Message {
-    pub target: &'static str,
-    pub path: &'static str,
-    pub payload: Value,
 }
 
 /// How finishing a checkout (step 4) went.
@@ -171,7 +163,7 @@ impl Store {
         user_id: &str,
         product: &Product,
         quantity: i64,
-        announce: impl FnOnce(&CartLine) -> Message,
+        announce: impl FnOnce(&CartLine) -> Outgoing,
     ) -> Result<CartLine, StoreError> {
         common::telemetry::db("TRANSACTION", "cart_items")
             .run(async move {
@@ -224,7 +216,7 @@ impl Store {
             };
             let line = line_from_row(&row);
             let m = announce(&line);
-            enqueue(&mut tx, m.target, m.path, &m.payload).await?;
+            m.enqueue(&mut tx).await?;
             tx.commit().await?;
             Ok(line)
             })
@@ -370,7 +362,7 @@ impl Store {
         &self,
         order: &Order,
         invoice_id: &str,
-        announce: Vec<Message>,
+        announce: Vec<Outgoing>,
     ) -> Result<Completion, StoreError> {
         common::telemetry::db("TRANSACTION", "orders")
             .run(async move {
@@ -416,7 +408,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             for m in announce {
-                enqueue(&mut tx, m.target, m.path, &m.payload).await?;
+                m.enqueue(&mut tx).await?;
             }
             tx.commit().await?;
             Ok(Completion::Done)
@@ -555,7 +547,7 @@ impl Store {
         &self,
         invoice_id: &str,
         event: Option<(&str, &str)>,
-        announce: impl FnOnce(&Order) -> Vec<Message>,
+        announce: impl FnOnce(&Order) -> Vec<Outgoing>,
     ) -> Result<MarkPaid, StoreError> {
         common::telemetry::db("TRANSACTION", "webhook_events")
             .run(async move {
@@ -594,7 +586,7 @@ impl Store {
                 .await?
                 .ok_or_else(|| sqlx::Error::RowNotFound)?;
             for m in announce(&order) {
-                enqueue(&mut tx, m.target, m.path, &m.payload).await?;
+                m.enqueue(&mut tx).await?;
             }
             tx.commit().await?;
             Ok(MarkPaid::Paid(Box::new(order)))

@@ -238,53 +238,6 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-/// Collects field errors so a `422` lists all of them at once.
-#[derive(Debug, Default)]
-pub struct Validator {
-    errors: Vec<FieldError>,
-}
-
-impl Validator {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records `message` for `field` unless `ok`.
-    pub fn check(&mut self, ok: bool, field: &str, message: &str) -> &mut Self {
-        if !ok {
-            self.add(field, message);
-        }
-        self
-    }
-
-    pub fn add(&mut self, field: &str, message: impl Into<String>) -> &mut Self {
-        self.errors.push(FieldError {
-            field: field.to_string(),
-            message: message.into(),
-        });
-        self
-    }
-
-    /// Keeps the value of a successful parse, records the error of a failed one.
-    pub fn parse<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        match result {
-            Ok(v) => Some(v),
-            Err(message) => {
-                self.add(field, message);
-                None
-            }
-        }
-    }
-
-    pub fn finish(&mut self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(std::mem::take(&mut self.errors)))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,9 +250,8 @@ mod tests {
 
     #[tokio::test]
     async fn validation_errors_render_as_problem_json_with_fields() {
-        let mut v = Validator::new();
-        v.check(false, "email", "must be an email address");
-        let resp = v.finish().unwrap_err().into_response("rid");
+        let resp =
+            ApiError::invalid_field("email", "must be an email address").into_response("rid");
         assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(resp.headers()[CONTENT_TYPE], "application/problem+json");
         let body = body_json(resp).await;

@@ -1,7 +1,9 @@
 //! What every shop service shares: configuration, logging, the server loop,
 //! health and metrics, errors, JSON bodies, routing, request ids, auth, the
 //! database, the outbound client, the outbox, webhook signatures,
-//! idempotency keys and token revocation. No business logic lives here.
+//! idempotency keys and token revocation; and the shop's shared vocabulary:
+//! money and the messages services send each other. No business logic
+//! lives here.
 //!
 //! # Layout
 //!
@@ -13,13 +15,16 @@
 //!   `/healthz` `/readyz` `/metrics`, request ids, the access log, errors
 //!   and panics → problem+json), [`router`], [`request`], [`request_id`],
 //!   [`shutdown`], [`metrics`].
-//! - Requests and answers: [`json`] (bodies and their limits), [`error`]
-//!   (`ApiError` and field validation), [`pagination`], [`auth`] (user
-//!   tokens, the internal key), [`token_versions`] (revoked tokens).
+//! - Requests and answers: [`json`] (bodies and their limits), [`validate`]
+//!   (a body or query checked into a value, every bad field named),
+//!   [`error`] (`ApiError`, `FieldError`), [`money`] (`Money`, `Currency`,
+//!   the default currency), [`pagination`], [`auth`] (user tokens, the
+//!   internal key), [`token_versions`] (revoked tokens).
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
-//!   `TestDb`), [`client`] (outbound HTTP), [`outbox`], [`idempotency`],
-//!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`sync`],
-//!   [`time`].
+//!   `TestDb`), [`client`] (outbound HTTP), [`messages`] (what services
+//!   send each other, typed, with target and path), [`outbox`],
+//!   [`idempotency`], [`webhook`] (`Shop-Signature`), [`retry`],
+//!   [`background`], [`sync`], [`time`].
 //! - Tests: [`testing`] (spawn on port 0, a recording server).
 
 pub mod app;
@@ -34,7 +39,9 @@ pub mod error;
 pub mod idempotency;
 pub mod json;
 pub mod logging;
+pub mod messages;
 pub mod metrics;
+pub mod money;
 pub mod outbox;
 pub mod pagination;
 pub mod peers;
@@ -54,9 +61,10 @@ pub mod telemetry;
 pub mod testing;
 pub mod time;
 pub mod token_versions;
+pub mod validate;
 pub mod webhook;
 
 pub use app::App;
-pub use error::{ApiError, FieldError, Validator};
+pub use error::{ApiError, FieldError};
 pub use request::Req;
 pub use router::{HandlerResult, Router};

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::error::{ApiError, Validator};
+use crate::error::ApiError;
+use crate::validate::{all, field};
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
@@ -19,10 +20,9 @@ impl PageParams {
     /// Reads `limit` (1..=100, default 20) and `offset` (≥ 0, default 0);
     /// anything else is `422` naming the parameter.
     pub fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
-        let mut v = Validator::new();
         let limit = match query.get("limit") {
-            None => Some(DEFAULT_LIMIT),
-            Some(s) => v.parse(
+            None => Ok(DEFAULT_LIMIT),
+            Some(s) => field(
                 "limit",
                 s.parse::<i64>()
                     .ok()
@@ -31,8 +31,8 @@ impl PageParams {
             ),
         };
         let offset = match query.get("offset") {
-            None => Some(0),
-            Some(s) => v.parse(
+            None => Ok(0),
+            Some(s) => field(
                 "offset",
                 s.parse::<i64>()
                     .ok()
@@ -40,11 +40,8 @@ impl PageParams {
                     .ok_or_else(|| "must be a non-negative integer".to_string()),
             ),
         };
-        v.finish()?;
-        Ok(PageParams {
-            limit: limit.unwrap_or(DEFAULT_LIMIT),
-            offset: offset.unwrap_or(0),
-        })
+        let (limit, offset) = all((limit, offset))?;
+        Ok(PageParams { limit, offset })
     }
 }
 

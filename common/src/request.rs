@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::json;
+use crate::validate::FromBody;
 
 pub struct Req {
     pub parts: Parts,
@@ -79,6 +80,12 @@ impl Req {
         json::require_json_content_type(&self.parts.headers)?;
         let bytes = self.bytes().await?;
         json::parse_json(&bytes)
+    }
+
+    /// The JSON body checked into `T` (`common::validate`): `422` names
+    /// every bad field.
+    pub async fn body<T: FromBody>(&mut self) -> Result<T, ApiError> {
+        T::check(self.json::<T::Raw>().await?)
     }
 
     /// The raw body bytes, read once, with the service's size and time

@@ -29,6 +29,7 @@ use crate::json::json_response;
 use crate::request::Req;
 use crate::router::HandlerResult;
 use crate::time::now_ms;
+use crate::validate::{all, field, FromBody};
 
 /// The internal endpoint of every verifying service that receives
 /// [`TokenVersion`] messages.
@@ -44,6 +45,35 @@ pub struct TokenVersion {
     /// The account is deleted: all its tokens are refused.
     #[serde(default)]
     pub deleted: bool,
+}
+
+impl FromBody for TokenVersion {
+    type Raw = TokenVersion;
+
+    fn check(raw: TokenVersion) -> Result<TokenVersion, ApiError> {
+        let user_id = field(
+            "user_id",
+            if !raw.user_id.is_empty() && raw.user_id.len() <= 100 && !raw.user_id.contains('\0') {
+                Ok(raw.user_id)
+            } else {
+                Err("must be 1 to 100 characters without NUL".into())
+            },
+        );
+        let version = field(
+            "version",
+            if raw.version >= 0 {
+                Ok(raw.version)
+            } else {
+                Err("must not be negative".into())
+            },
+        );
+        let (user_id, version) = all((user_id, version))?;
+        Ok(TokenVersion {
+            user_id,
+            version,
+            deleted: raw.deleted,
+        })
+    }
 }
 
 /// Writes `update` for each of `targets` (outbox target names) into the
@@ -148,17 +178,7 @@ impl TokenVersions {
         keys: &TokenKeys,
     ) -> HandlerResult {
         require_internal(req.headers(), internal_key, keys)?;
-        let update: TokenVersion = req.json().await?;
-        let mut v = crate::Validator::new();
-        v.check(
-            !update.user_id.is_empty()
-                && update.user_id.len() <= 100
-                && !update.user_id.contains('\0'),
-            "user_id",
-            "must be 1 to 100 characters without NUL",
-        );
-        v.check(update.version >= 0, "version", "must not be negative");
-        v.finish()?;
+        let update: TokenVersion = req.body().await?;
         let stored = self.record(&update).await?;
         log::info!(
             "tokens of user {} below version {} are refused{}",

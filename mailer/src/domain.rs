@@ -4,6 +4,9 @@
 
 use std::str::FromStr;
 
+use common::messages::SendEmail;
+use common::validate::{all, field, FromBody};
+use common::ApiError;
 use lettre::Address;
 use sha2::{Digest, Sha256};
 
@@ -100,6 +103,19 @@ pub struct NewMail {
     pub to: Recipient,
     pub subject: Subject,
     pub body: Body,
+}
+
+impl FromBody for NewMail {
+    type Raw = SendEmail;
+
+    fn check(raw: SendEmail) -> Result<NewMail, ApiError> {
+        let (to, subject, body) = all((
+            field("to", Recipient::parse(&raw.to)),
+            field("subject", Subject::parse(&raw.subject)),
+            field("body", Body::parse(&raw.body)),
+        ))?;
+        Ok(NewMail { to, subject, body })
+    }
 }
 
 impl NewMail {

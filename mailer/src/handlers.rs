@@ -5,12 +5,11 @@ use std::sync::Arc;
 use common::auth::require_internal;
 use common::idempotency::Key;
 use common::json::json_response;
-use common::{ApiError, HandlerResult, Req, Validator};
+use common::{ApiError, HandlerResult, Req};
 use http::StatusCode;
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{Body, NewMail, Recipient, Subject};
+use crate::domain::NewMail;
 use crate::store::{Enqueued, RecipientLimit, StoreError};
 use crate::State;
 
@@ -28,28 +27,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
-struct SendEmail {
-    to: String,
-    subject: String,
-    body: String,
-}
-
 /// `POST /send_email/` (internal): validates, queues durably, answers `202`.
 pub async fn send_email(state: Arc<State>, mut req: Req) -> HandlerResult {
     require_internal(req.headers(), &state.config.base.internal_key, &state.keys)?;
     let key = Key::from_headers(req.headers())?;
-    let request: SendEmail = req.json().await?;
-    let mut v = Validator::new();
-    let to = v.parse("to", Recipient::parse(&request.to));
-    let subject = v.parse("subject", Subject::parse(&request.subject));
-    let body = v.parse("body", Body::parse(&request.body));
-    v.finish()?;
-    let mail = NewMail {
-        to: to.expect("validated"),
-        subject: subject.expect("validated"),
-        body: body.expect("validated"),
-    };
+    let mail: NewMail = req.body().await?;
     let limit = RecipientLimit {
         max: state.config.recipient_limit,
         window: state.config.recipient_window,

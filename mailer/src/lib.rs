@@ -28,6 +28,7 @@ use std::time::Duration;
 use common::auth::TokenKeys;
 use common::background::Tasks;
 use common::db::{Db, DbError};
+use common::messages::{Message, SendEmail};
 use common::time::now_ms;
 use common::{App, Router};
 use tokio::net::TcpListener;
@@ -63,7 +64,7 @@ pub struct Mailer {
 }
 
 pub fn router() -> Router<State> {
-    Router::new().post("/send_email/", handlers::send_email)
+    Router::new().post(SendEmail::PATH, handlers::send_email)
 }
 
 /// How often finished mail older than `keep_mails` is deleted.

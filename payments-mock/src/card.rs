@@ -5,7 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use common::{ApiError, Validator};
+use common::validate::{all, field};
+use common::ApiError;
 
 use crate::domain::{integer, string};
 
@@ -118,49 +119,35 @@ impl Card {
     /// Checks a `POST /invoices/{id}/pay` body; `422` lists every bad field.
     /// `this_year` bounds the expiry year from above.
     pub fn parse(body: &Map<String, Value>, this_year: i32) -> Result<Card, ApiError> {
-        let mut v = Validator::new();
-        let number = v.parse(
-            "card_number",
-            string(body.get("card_number")).and_then(card_digits),
-        );
-        let month = v.parse(
-            "exp_month",
-            integer(body.get("exp_month")).and_then(|m| match u32::try_from(m) {
-                Ok(m @ 1..=12) => Ok(m),
-                _ => Err("must be a month from 1 to 12".into()),
-            }),
-        );
-        let year = v.parse(
-            "exp_year",
-            integer(body.get("exp_year")).and_then(|y| {
-                // Two-digit years mean this century, as printed on cards.
-                let y = if (0..100).contains(&y) { y + 2000 } else { y };
-                if !(1000..=9999).contains(&y) {
-                    Err("must be a four-digit year".into())
-                } else if y > i64::from(this_year) + 50 {
-                    Err("is too far in the future".into())
-                } else {
-                    Ok(y as i32)
-                }
-            }),
-        );
-        v.parse(
-            "cvc",
-            string(body.get("cvc")).and_then(|c| {
-                if (3..=4).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) {
-                    Ok(())
-                } else {
-                    Err("must be 3 or 4 digits".into())
-                }
-            }),
-        );
-        v.finish()?;
-        let (Some(digits), Some(exp_month), Some(exp_year)) = (number, month, year) else {
-            // finish() returned Ok, so every parse succeeded.
-            return Err(ApiError::internal(std::io::Error::other(
-                "validated card lost a field",
-            )));
-        };
+        let number = string(body.get("card_number")).and_then(card_digits);
+        let month = integer(body.get("exp_month")).and_then(|m| match u32::try_from(m) {
+            Ok(m @ 1..=12) => Ok(m),
+            _ => Err("must be a month from 1 to 12".into()),
+        });
+        let year = integer(body.get("exp_year")).and_then(|y| {
+            // Two-digit years mean this century, as printed on cards.
+            let y = if (0..100).contains(&y) { y + 2000 } else { y };
+            if !(1000..=9999).contains(&y) {
+                Err("must be a four-digit year".into())
+            } else if y > i64::from(this_year) + 50 {
+                Err("is too far in the future".into())
+            } else {
+                Ok(y as i32)
+            }
+        });
+        let cvc = string(body.get("cvc")).and_then(|c| {
+            if (3..=4).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(())
+            } else {
+                Err("must be 3 or 4 digits".into())
+            }
+        });
+        let (digits, exp_month, exp_year, ()) = all((
+            field("card_number", number),
+            field("exp_month", month),
+            field("exp_year", year),
+            field("cvc", cvc),
+        ))?;
         Ok(Card {
             brand: brand(&digits),
             last4: digits[digits.len() - 4..].to_string(),

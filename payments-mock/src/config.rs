@@ -1,6 +1,6 @@
 //! The payments-mock service's settings: the shared base plus the server
 //! key merchants authenticate with, where the signed webhooks go, how long
-//! idempotency keys live, and the realism knobs.
+//! idempotency keys live, and the fault-injection knobs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use common::idempotency::IdempotencyOptions;
 use common::outbox::OutboxOptions;
 use common::service::{base_settings, secret_or_dev, BaseConfig};
 
-use crate::realism::Realism;
+use crate::faults::Faults;
 
 pub const NAME: &str = "payments-mock";
 
@@ -80,7 +80,7 @@ pub struct PaymentsConfig {
     pub server_keys: Vec<String>,
     pub webhook_url: String,
     pub webhook_secret: String,
-    pub realism: Realism,
+    pub faults: Faults,
     pub idempotency: IdempotencyOptions,
     /// Not a setting: tests shorten the backoff.
     pub outbox: OutboxOptions,
@@ -107,10 +107,10 @@ impl PaymentsConfig {
             _ => return Err(config.invalid("webhook_url", "expected an http:// or https:// URL")),
         }
         let latency_ms = config
-            .parse_with("latency_ms", Realism::parse_latency)?
+            .parse_with("latency_ms", Faults::parse_latency)?
             .unwrap_or((0, 0));
         let failure_rate = config
-            .parse_with("failure_rate", Realism::parse_failure_rate)?
+            .parse_with("failure_rate", Faults::parse_failure_rate)?
             .unwrap_or(0.0);
         let retention = config.duration("idempotency_retention")?;
         if retention < Duration::from_secs(24 * 3600) {
@@ -132,7 +132,7 @@ impl PaymentsConfig {
             server_keys,
             webhook_url,
             webhook_secret: secret_or_dev(config, "webhook_secret", &base.data_dir)?,
-            realism: Realism {
+            faults: Faults {
                 latency_ms,
                 failure_rate,
             },
@@ -154,7 +154,7 @@ impl PaymentsConfig {
             server_keys: vec!["test-server-key-test-server-key-0001".to_string()],
             webhook_url: "http://127.0.0.1:9/webhook".to_string(),
             webhook_secret: "test-webhook-secret-test-webhook-secret".to_string(),
-            realism: Realism::OFF,
+            faults: Faults::OFF,
             idempotency: IdempotencyOptions::default(),
             outbox: OutboxOptions {
                 poll_interval: Duration::from_millis(50),
@@ -188,7 +188,7 @@ mod tests {
         let c = load(&[], dir.path()).unwrap();
         assert_eq!(c.base.listen.to_string(), "127.0.0.1:8006");
         assert_eq!(c.webhook_url, DEFAULT_WEBHOOK_URL);
-        assert_eq!(c.realism, Realism::OFF);
+        assert_eq!(c.faults, Faults::OFF);
         assert_eq!(c.idempotency.retention, Duration::from_secs(86400));
         // Development secrets are generated once and kept in the data dir.
         assert_eq!(c.server_keys.len(), 1);
@@ -222,8 +222,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.server_keys, vec![a, b]);
         assert_eq!(c.webhook_secret, "w".repeat(32));
-        assert_eq!(c.realism.latency_ms, (50, 200));
-        assert_eq!(c.realism.failure_rate, 0.1);
+        assert_eq!(c.faults.latency_ms, (50, 200));
+        assert_eq!(c.faults.failure_rate, 0.1);
     }
 
     #[test]

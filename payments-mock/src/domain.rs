@@ -4,9 +4,11 @@
 //! field) rather than serde's.
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use common::{ApiError, Validator};
+use common::money::Currency;
+use common::validate::{all, field, object, FromBody};
+use common::ApiError;
 
 /// Invoice ids are `inv_` + a UUIDv7 in simple form (time-ordered, opaque).
 pub const ID_PREFIX: &str = "inv_";
@@ -70,22 +72,13 @@ pub struct Invoice {
 /// basket, and far from overflowing anyone's sums.
 pub const MAX_AMOUNT_CENTS: i64 = 99_999_999_999;
 pub const MAX_REFERENCE_CHARS: usize = 200;
-pub const DEFAULT_CURRENCY: &str = "USD";
 
 /// A checked `POST /invoices` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewInvoice {
     pub amount_cents: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub reference: Option<String>,
-}
-
-/// The body as a JSON object; anything else is `422`.
-pub fn object(body: Value) -> Result<Map<String, Value>, ApiError> {
-    match body {
-        Value::Object(map) => Ok(map),
-        _ => Err(ApiError::invalid_field("body", "must be a JSON object")),
-    }
 }
 
 /// A required JSON integer: floats, strings and out-of-range numbers are refused.
@@ -110,62 +103,43 @@ pub fn string(value: Option<&Value>) -> Result<&str, String> {
     }
 }
 
-impl NewInvoice {
+impl FromBody for NewInvoice {
+    type Raw = Value;
+
     /// Checks every field and reports all problems at once.
-    pub fn parse(body: Value) -> Result<NewInvoice, ApiError> {
+    fn check(body: Value) -> Result<NewInvoice, ApiError> {
         let body = object(body)?;
-        let mut v = Validator::new();
-        let amount = v.parse(
-            "amount_cents",
-            integer(body.get("amount_cents")).and_then(|a| match a {
-                a if a < 1 => Err("must be at least 1".into()),
-                a if a > MAX_AMOUNT_CENTS => Err(format!("must be at most {MAX_AMOUNT_CENTS}")),
-                a => Ok(a),
-            }),
-        );
+        let amount = integer(body.get("amount_cents")).and_then(|a| match a {
+            a if a < 1 => Err("must be at least 1".into()),
+            a if a > MAX_AMOUNT_CENTS => Err(format!("must be at most {MAX_AMOUNT_CENTS}")),
+            a => Ok(a),
+        });
         let currency = match body.get("currency") {
-            None | Some(Value::Null) => Some(DEFAULT_CURRENCY.to_string()),
-            value => v.parse(
-                "currency",
-                string(value).and_then(|c| {
-                    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
-                        Ok(c.to_string())
-                    } else {
-                        Err(
-                            "must be an ISO 4217 code of three upper-case letters, such as USD"
-                                .into(),
-                        )
-                    }
-                }),
-            ),
+            None | Some(Value::Null) => Ok(Currency::default()),
+            value => string(value).and_then(Currency::parse),
         };
         let reference = match body.get("reference") {
-            None | Some(Value::Null) => Some(None),
-            value => v.parse(
-                "reference",
-                string(value).and_then(|r| {
-                    if r.chars().count() > MAX_REFERENCE_CHARS {
-                        Err(format!("must be at most {MAX_REFERENCE_CHARS} characters"))
-                    } else if r.chars().any(char::is_control) {
-                        Err("must not contain control characters".into())
-                    } else {
-                        Ok(Some(r.to_string()))
-                    }
-                }),
-            ),
-        };
-        v.finish()?;
-        match (amount, currency, reference) {
-            (Some(amount_cents), Some(currency), Some(reference)) => Ok(NewInvoice {
-                amount_cents,
-                currency,
-                reference,
+            None | Some(Value::Null) => Ok(None),
+            value => string(value).and_then(|r| {
+                if r.chars().count() > MAX_REFERENCE_CHARS {
+                    Err(format!("must be at most {MAX_REFERENCE_CHARS} characters"))
+                } else if r.chars().any(char::is_control) {
+                    Err("must not contain control characters".into())
+                } else {
+                    Ok(Some(r.to_string()))
+                }
             }),
-            // finish() returned Ok, so every parse succeeded.
-            _ => Err(ApiError::internal(std::io::Error::other(
-                "validated invoice lost a field",
-            ))),
-        }
+        };
+        let (amount_cents, currency, reference) = all((
+            field("amount_cents", amount),
+            field("currency", currency),
+            field("reference", reference),
+        ))?;
+        Ok(NewInvoice {
+            amount_cents,
+            currency,
+            reference,
+        })
     }
 }
 
@@ -176,7 +150,7 @@ mod tests {
     use super::*;
 
     fn fields(body: Value) -> Vec<String> {
-        NewInvoice::parse(body)
+        NewInvoice::check(body)
             .unwrap_err()
             .errors
             .into_iter()
@@ -203,20 +177,20 @@ mod tests {
 
     #[test]
     fn a_valid_invoice_gets_defaults() {
-        let n = NewInvoice::parse(json!({"amount_cents": 1999})).unwrap();
+        let n = NewInvoice::check(json!({"amount_cents": 1999})).unwrap();
         assert_eq!(
             n,
             NewInvoice {
                 amount_cents: 1999,
-                currency: "USD".into(),
+                currency: Currency::default(),
                 reference: None
             }
         );
-        let n = NewInvoice::parse(
+        let n = NewInvoice::check(
             json!({"amount_cents": 1, "currency": "EUR", "reference": "order 7"}),
         )
         .unwrap();
-        assert_eq!(n.currency, "EUR");
+        assert_eq!(n.currency.as_str(), "EUR");
         assert_eq!(n.reference.as_deref(), Some("order 7"));
     }
 
@@ -258,7 +232,7 @@ mod tests {
             ["reference"]
         );
         assert!(
-            NewInvoice::parse(json!({"amount_cents": 1, "reference": "é".repeat(200)})).is_ok()
+            NewInvoice::check(json!({"amount_cents": 1, "reference": "é".repeat(200)})).is_ok()
         );
         assert_eq!(
             fields(json!({"amount_cents": 1, "reference": "a\u{0}b"})),

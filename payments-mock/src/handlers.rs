@@ -5,12 +5,13 @@ use std::sync::Arc;
 use common::auth::{bearer, constant_time_eq};
 use common::idempotency::{request_hash, Key};
 use common::json::{is_json_content_type, json_response, parse_json};
+use common::validate::{from_bytes, object};
 use common::{ApiError, HandlerResult, Req};
 use http::StatusCode;
 use serde_json::Value;
 
 use crate::card::Card;
-use crate::domain::{object, parse_invoice_id, CardSummary, NewInvoice, Status};
+use crate::domain::{parse_invoice_id, CardSummary, NewInvoice, Status};
 use crate::store::PayError;
 use crate::State;
 
@@ -58,14 +59,14 @@ async fn json_body(req: &mut Req) -> Result<bytes::Bytes, ApiError> {
 
 /// `POST /invoices` (server key; honours `Idempotency-Key`)
 pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
-    state.config.realism.apply().await?;
+    state.config.faults.apply().await?;
     let scope = authenticate(&state, &req)?.to_string();
     let key = Key::from_headers(req.headers())?;
     let body = json_body(&mut req).await?;
     let hash = request_hash(&req.parts.method, req.parts.uri.path(), &body);
     let work_state = state.clone();
     let work = async move {
-        let new = NewInvoice::parse(parse_json::<Value>(&body)?)?;
+        let new: NewInvoice = from_bytes(&body)?;
         let invoice = work_state.store.create(&new).await?;
         metrics::counter!("payments_invoices_created_total").increment(1);
         log::info!(
@@ -84,7 +85,7 @@ pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
 
 /// `GET /invoices/{id}` (anyone with the id)
 pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
-    state.config.realism.apply().await?;
+    state.config.faults.apply().await?;
     let id = parse_invoice_id(req.param("id")).ok_or_else(|| ApiError::not_found("invoice"))?;
     let invoice = state
         .store
@@ -97,7 +98,7 @@ pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
 /// `POST /invoices/{id}/pay` (anyone with the id). The card number and CVC
 /// live only in this request's memory: they are neither stored nor logged.
 pub async fn pay(state: Arc<State>, mut req: Req) -> HandlerResult {
-    state.config.realism.apply().await?;
+    state.config.faults.apply().await?;
     let id = parse_invoice_id(req.param("id"))
         .ok_or_else(|| ApiError::not_found("invoice"))?
         .to_string();

@@ -13,7 +13,8 @@
 //! - `handlers`: one async fn per endpoint.
 //! - [`domain`]: invoices, their ids, and the checks on a new invoice.
 //! - [`card`]: card fields, the Luhn check, brands and the test cards.
-//! - [`realism`]: added latency and injected `503`s (off by default).
+//! - [`faults`]: fault injection, added latency and `503`s (off by
+//!   default).
 //! - [`store`]: all SQL; paying writes the `invoice.paid` webhook into
 //!   the outbox in the same transaction.
 //! - this file: [`State`], [`router`], [`Payments::start`].
@@ -21,8 +22,8 @@
 pub mod card;
 pub mod config;
 pub mod domain;
+pub mod faults;
 mod handlers;
-pub mod realism;
 pub mod store;
 
 use std::collections::HashMap;
@@ -34,13 +35,14 @@ use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
 use common::idempotency::Idempotency;
+use common::messages::{target, CreateInvoice, Message};
 use common::outbox::{Auth, Outbox, Target, DELIVERY_TIMEOUT};
 use common::{App, Router};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::config::PaymentsConfig;
-use crate::store::{Store, WEBHOOK_TARGET};
+use crate::store::Store;
 
 pub struct State {
     pub config: PaymentsConfig,
@@ -59,7 +61,7 @@ pub struct Payments {
 
 pub fn router() -> Router<State> {
     Router::new()
-        .post("/invoices", handlers::create)
+        .post(CreateInvoice::PATH, handlers::create)
         .get("/invoices/{id}", handlers::get)
         .post("/invoices/{id}/pay", handlers::pay)
 }
@@ -85,7 +87,7 @@ impl Payments {
         .await?;
         let client = HttpClient::new(Duration::from_secs(2), DELIVERY_TIMEOUT);
         let targets = HashMap::from([(
-            WEBHOOK_TARGET.to_string(),
+            target::WEBHOOK.to_string(),
             Target {
                 base_url: config.webhook_url.clone(),
                 auth: Auth::Signature(config.webhook_secret.clone()),
@@ -136,10 +138,10 @@ common::service_binary!(
     describe = |s| {
         let config = &s.state.config;
         let mut words = format!("webhooks to {}", config.webhook_url);
-        if !config.realism.is_off() {
+        if !config.faults.is_off() {
             words.push_str(&format!(
-            "; realism knobs on: {}-{} ms added latency, {} of /invoices requests fail with 503",
-            config.realism.latency_ms.0, config.realism.latency_ms.1, config.realism.failure_rate
+            "; fault injection on: {}-{} ms added latency, {} of /invoices requests fail with 503",
+            config.faults.latency_ms.0, config.faults.latency_ms.1, config.faults.failure_rate
         ));
         }
         words

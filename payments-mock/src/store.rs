@@ -1,15 +1,12 @@
 //! All SQL of the payments-mock service.
 
 use common::db::Db;
+use common::messages::{InvoicePaid, Message};
 use common::time::{now_ms, rfc3339};
-use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::domain::{new_invoice_id, CardSummary, Invoice, NewInvoice, Status};
-
-/// The outbox target that webhooks go to (see `lib.rs`).
-pub const WEBHOOK_TARGET: &str = "webhook";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PayError {
@@ -63,7 +60,7 @@ impl Store {
             )
             .bind(&id)
             .bind(new.amount_cents)
-            .bind(&new.currency)
+            .bind(new.currency.as_str())
             .bind(new.reference.as_deref())
             .bind(Status::Open.as_str())
             .bind(now)
@@ -72,7 +69,7 @@ impl Store {
                 Ok(Invoice {
                     id,
                     amount_cents: new.amount_cents,
-                    currency: new.currency.clone(),
+                    currency: new.currency.to_string(),
                     reference: new.reference.clone(),
                     status: Status::Open,
                     created_at: rfc3339(now),
@@ -126,13 +123,10 @@ impl Store {
                 if updated == 0 {
                     return Err(PayError::AlreadyPaid);
                 }
-                let event = json!({
-                    "id": format!("evt_{}", uuid::Uuid::now_v7().simple()),
-                    "type": "invoice.paid",
-                    "created_at": rfc3339(now),
-                    "invoice": invoice,
-                });
-                common::outbox::enqueue(&mut tx, WEBHOOK_TARGET, "", &event).await?;
+                InvoicePaid::new(&invoice, now)
+                    .outgoing()
+                    .enqueue(&mut tx)
+                    .await?;
                 tx.commit().await?;
                 Ok(invoice)
             })

@@ -6,7 +6,9 @@
 //! names all bad fields at once. Numbers are strict: `12`, not `12.0`,
 //! `12.5` or `"12"` — money must never pass through a float.
 
-use common::{ApiError, Validator};
+use common::money::Currency;
+use common::validate::{all, field, Field, FromBody};
+use common::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -15,7 +17,6 @@ pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 /// Ten billion in major units. Far above any real price, and low enough
 /// that a cart's `price × quantity` sums stay far from `i64` overflow.
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000_000;
-pub const DEFAULT_CURRENCY: &str = "USD";
 pub const MAX_CATEGORY_CHARS: usize = 40;
 pub const DEFAULT_CATEGORY: &str = "general";
 pub const MAX_IMAGE_URL_CHARS: usize = 500;
@@ -60,28 +61,6 @@ impl Description {
             return Err("must not contain NUL characters".into());
         }
         Ok(Description(raw.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// An ISO 4217 code: exactly three upper-case ASCII letters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Currency(String);
-
-impl Currency {
-    pub fn parse(raw: &str) -> Result<Currency, String> {
-        if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
-            Ok(Currency(raw.to_string()))
-        } else {
-            Err("must be a three-letter upper-case ISO 4217 code such as \"USD\"".into())
-        }
-    }
-
-    pub fn default_currency() -> Currency {
-        Currency(DEFAULT_CURRENCY.to_string())
     }
 
     pub fn as_str(&self) -> &str {
@@ -244,14 +223,49 @@ impl ProductFields {
     }
 }
 
-/// Checks one field that is present and not null.
-fn field<T>(
-    v: &mut Validator,
+/// A field create needs: absent or `null` is refused.
+fn required<T>(
     name: &str,
-    value: &Value,
+    value: &Option<Value>,
     parse: impl FnOnce(&Value) -> Result<T, String>,
-) -> Option<T> {
-    v.parse(name, parse(value))
+) -> Field<T> {
+    field(
+        name,
+        match value {
+            None => Err("is required".into()),
+            Some(Value::Null) => Err("must not be null".into()),
+            Some(x) => parse(x),
+        },
+    )
+}
+
+/// A field create fills in when absent or `null`.
+fn defaulted<T>(
+    name: &str,
+    value: &Option<Value>,
+    default: impl FnOnce() -> T,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> Field<T> {
+    match value {
+        None | Some(Value::Null) => Ok(default()),
+        Some(x) => field(name, parse(x)),
+    }
+}
+
+/// A field an update may leave out (`None`); `null` is refused.
+fn optional<T>(
+    name: &str,
+    value: &Option<Value>,
+    parse: impl FnOnce(&Value) -> Result<T, String>,
+) -> Field<Option<T>> {
+    field(
+        name,
+        match value {
+            None => Ok(None),
+            Some(Value::Null) => Err("must not be null".into()),
+            Some(x) => parse(x).map(Some),
+        },
+    )
 }
 
 fn name_of(value: &Value) -> Result<ProductName, String> {
@@ -304,48 +318,25 @@ impl NewProduct {
     /// defaults to USD, `stock` to 0 and `category` to `general`, also when
     /// sent as `null`; `image_url` to none.
     pub fn from_fields(f: &ProductFields) -> Result<NewProduct, ApiError> {
-        let mut v = Validator::new();
-        fn required<'a>(
-            v: &mut Validator,
-            name: &str,
-            value: &'a Option<Value>,
-        ) -> Option<&'a Value> {
-            match value {
-                None => {
-                    v.add(name, "is required");
-                    None
-                }
-                Some(Value::Null) => {
-                    v.add(name, "must not be null");
-                    None
-                }
-                Some(value) => Some(value),
-            }
-        }
-        let name =
-            required(&mut v, "name", &f.name).and_then(|x| field(&mut v, "name", x, name_of));
-        let description = required(&mut v, "description", &f.description)
-            .and_then(|x| field(&mut v, "description", x, description_of));
-        let price_cents = required(&mut v, "price_cents", &f.price_cents)
-            .and_then(|x| field(&mut v, "price_cents", x, price_of));
-        let currency = match &f.currency {
-            None | Some(Value::Null) => Some(Currency::default_currency()),
-            Some(x) => field(&mut v, "currency", x, currency_of),
-        };
-        let stock = match &f.stock {
-            None | Some(Value::Null) => Some(Stock(0)),
-            Some(x) => field(&mut v, "stock", x, stock_of),
-        };
-        let category = match &f.category {
-            None | Some(Value::Null) => Some(Category::default_category()),
-            Some(x) => field(&mut v, "category", x, category_of),
-        };
-        let image_url = match &f.image_url {
-            None => Some(None),
-            Some(x) => field(&mut v, "image_url", x, image_url_of),
-        };
-        v.finish()?;
-        match (
+        let (name, description, price_cents, currency, stock, category, image_url) = all((
+            required("name", &f.name, name_of),
+            required("description", &f.description, description_of),
+            required("price_cents", &f.price_cents, price_of),
+            defaulted("currency", &f.currency, Currency::default, currency_of),
+            defaulted("stock", &f.stock, || Stock(0), stock_of),
+            defaulted(
+                "category",
+                &f.category,
+                Category::default_category,
+                category_of,
+            ),
+            // `null` is a value here: no picture.
+            match &f.image_url {
+                None => Ok(None),
+                Some(x) => field("image_url", image_url_of(x)),
+            },
+        ))?;
+        Ok(NewProduct {
             name,
             description,
             price_cents,
@@ -353,29 +344,15 @@ impl NewProduct {
             stock,
             category,
             image_url,
-        ) {
-            (
-                Some(name),
-                Some(description),
-                Some(price_cents),
-                Some(currency),
-                Some(stock),
-                Some(category),
-                Some(image_url),
-            ) => Ok(NewProduct {
-                name,
-                description,
-                price_cents,
-                currency,
-                stock,
-                category,
-                image_url,
-            }),
-            // `finish` above returned the error for any field left `None`.
-            _ => Err(ApiError::internal(std::io::Error::other(
-                "validated product is incomplete",
-            ))),
-        }
+        })
+    }
+}
+
+impl FromBody for NewProduct {
+    type Raw = Map<String, Value>;
+
+    fn check(body: Map<String, Value>) -> Result<NewProduct, ApiError> {
+        NewProduct::from_fields(&ProductFields::from_object(body))
     }
 }
 
@@ -398,36 +375,27 @@ impl ProductChanges {
     /// other field can be cleared, and silently ignoring it would hide a
     /// client's mistake.
     pub fn from_fields(f: &ProductFields) -> Result<ProductChanges, ApiError> {
-        let mut v = Validator::new();
-        fn optional<T>(
-            v: &mut Validator,
-            name: &str,
-            value: &Option<Value>,
-            parse: impl FnOnce(&Value) -> Result<T, String>,
-        ) -> Option<T> {
-            match value {
-                None => None,
-                Some(Value::Null) => {
-                    v.add(name, "must not be null");
-                    None
-                }
-                Some(x) => field(v, name, x, parse),
-            }
-        }
-        let changes = ProductChanges {
-            name: optional(&mut v, "name", &f.name, name_of),
-            description: optional(&mut v, "description", &f.description, description_of),
-            price_cents: optional(&mut v, "price_cents", &f.price_cents, price_of),
-            currency: optional(&mut v, "currency", &f.currency, currency_of),
-            stock: optional(&mut v, "stock", &f.stock, stock_of),
-            category: optional(&mut v, "category", &f.category, category_of),
-            image_url: f
-                .image_url
-                .as_ref()
-                .and_then(|x| field(&mut v, "image_url", x, image_url_of)),
-        };
-        v.finish()?;
-        Ok(changes)
+        let (name, description, price_cents, currency, stock, category, image_url) = all((
+            optional("name", &f.name, name_of),
+            optional("description", &f.description, description_of),
+            optional("price_cents", &f.price_cents, price_of),
+            optional("currency", &f.currency, currency_of),
+            optional("stock", &f.stock, stock_of),
+            optional("category", &f.category, category_of),
+            match &f.image_url {
+                None => Ok(None),
+                Some(x) => field("image_url", image_url_of(x)).map(Some),
+            },
+        ))?;
+        Ok(ProductChanges {
+            name,
+            description,
+            price_cents,
+            currency,
+            stock,
+            category,
+            image_url,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -438,6 +406,14 @@ impl ProductChanges {
             && self.stock.is_none()
             && self.category.is_none()
             && self.image_url.is_none()
+    }
+}
+
+impl FromBody for ProductChanges {
+    type Raw = Map<String, Value>;
+
+    fn check(body: Map<String, Value>) -> Result<ProductChanges, ApiError> {
+        ProductChanges::from_fields(&ProductFields::from_object(body))
     }
 }
 

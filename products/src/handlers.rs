@@ -9,13 +9,14 @@ use common::auth::Claims;
 use common::conditional::none_match;
 use common::json::{json_response, no_content};
 use common::pagination::{Page, PageParams};
-use common::{ApiError, HandlerResult, Req, Validator};
+use common::validate::both;
+use common::{ApiError, HandlerResult, Req};
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, LOCATION};
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::cache::{CacheKey, Rendered};
-use crate::domain::{parse_id, CategoryList, NewProduct, ProductChanges, ProductFields};
+use crate::domain::{parse_id, CategoryList, NewProduct, ProductChanges};
 use crate::listing::ListQuery;
 use crate::State;
 
@@ -48,8 +49,7 @@ pub async fn token_version(state: Arc<State>, req: Req) -> HandlerResult {
 /// `POST /product/`
 pub async fn create(state: Arc<State>, mut req: Req) -> HandlerResult {
     let admin = require_admin(&state, &req).await?;
-    let fields = ProductFields::from_object(req.json().await?);
-    let new = NewProduct::from_fields(&fields)?;
+    let new: NewProduct = req.body().await?;
     let product = state.store.create(&new).await?;
     log::info!("product {} created by {}", product.id, admin.sub);
     let mut resp = json_response(StatusCode::CREATED, &product);
@@ -79,8 +79,7 @@ pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
 pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
     let admin = require_admin(&state, &req).await?;
     let id = parse_id(req.param("id")).ok_or_else(not_found)?;
-    let fields = ProductFields::from_object(req.json().await?);
-    let changes = ProductChanges::from_fields(&fields)?;
+    let changes: ProductChanges = req.body().await?;
     let product = if changes.is_empty() {
         // Nothing to change: answer with the product as it is, and leave
         // `updated_at` (and so the ETag) alone.
@@ -110,17 +109,8 @@ pub async fn list(state: Arc<State>, req: Req) -> HandlerResult {
     let page = PageParams::from_query(&query);
     // An empty `q` is no filter, as in a search box that was cleared.
     let q = common::query::text(&query, "q", MAX_SEARCH_CHARS)?;
-    let mut v = Validator::new();
-    let filter = ListQuery::from_query(&mut v, &query, q);
     // One 422 names every bad parameter, paging ones first.
-    let page = match (page, v.finish()) {
-        (Ok(page), Ok(())) => page,
-        (Err(mut e), Err(more)) => {
-            e.errors.extend(more.errors);
-            return Err(e);
-        }
-        (Err(e), _) | (_, Err(e)) => return Err(e),
-    };
+    let (page, filter) = both(page, ListQuery::from_query(&query, q))?;
     let key = CacheKey::List {
         filter: filter.clone(),
         limit: page.limit,

@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use common::Validator;
+use common::validate::{all, field};
+use common::ApiError;
 
 use crate::domain::{parse_id, Category};
 
@@ -106,31 +107,34 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// Reads `category`, `ids` and `sort` from the query string into `v`'s
-    /// errors; `q` has been checked by the caller. An empty `category`,
-    /// `ids` or `sort` is no choice, as an unset select box would send it.
+    /// Reads `category`, `ids` and `sort` from the query string, naming
+    /// each bad one; `q` has been checked by the caller. An empty
+    /// `category`, `ids` or `sort` is no choice, as an unset select box
+    /// would send it.
     pub fn from_query(
-        v: &mut Validator,
         query: &HashMap<String, String>,
         q: Option<&str>,
-    ) -> ListQuery {
+    ) -> Result<ListQuery, ApiError> {
         let present = |name: &str| {
             query
                 .get(name)
                 .map(String::as_str)
                 .filter(|s| !s.is_empty())
         };
-        let category = present("category").and_then(|c| v.parse("category", Category::parse(c)));
-        let ids = present("ids").and_then(|ids| v.parse("ids", parse_ids(ids)));
-        let sort = present("sort")
-            .and_then(|s| v.parse("sort", Sort::parse(s)))
-            .unwrap_or_default();
-        ListQuery {
+        let (category, ids, sort) = all((
+            field(
+                "category",
+                present("category").map(Category::parse).transpose(),
+            ),
+            field("ids", present("ids").map(parse_ids).transpose()),
+            field("sort", present("sort").map(Sort::parse).transpose()),
+        ))?;
+        Ok(ListQuery {
             q: q.map(str::to_string),
             category,
             ids,
-            sort,
-        }
+            sort: sort.unwrap_or_default(),
+        })
     }
 
     /// Bytes this key holds beyond its fixed size, for the cache's budget.
@@ -153,12 +157,8 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let mut v = Validator::new();
-        let list = ListQuery::from_query(&mut v, &query, None);
-        match v.finish() {
-            Ok(()) => Ok(list),
-            Err(e) => Err(e.errors.into_iter().map(|e| e.field).collect()),
-        }
+        ListQuery::from_query(&query, None)
+            .map_err(|e| e.errors.into_iter().map(|e| e.field).collect())
     }
 
     #[test]

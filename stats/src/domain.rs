@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use common::{ApiError, Validator};
+use common::messages::StatsEvent;
+use common::validate::{all, field, FromBody};
+use common::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -60,6 +62,32 @@ pub fn parse_data(raw: Option<&Value>) -> Result<Option<String>, String> {
     }
 }
 
+/// A checked `POST /log` body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub user_id: Option<String>,
+    pub action: String,
+    /// A serialized JSON object.
+    pub data: Option<String>,
+}
+
+impl FromBody for NewEvent {
+    type Raw = StatsEvent;
+
+    fn check(raw: StatsEvent) -> Result<NewEvent, ApiError> {
+        let (user_id, action, data) = all((
+            field("user_id", parse_user_id(raw.user_id.as_ref())),
+            field("action", parse_action(&raw.action)),
+            field("data", parse_data(raw.data.as_ref())),
+        ))?;
+        Ok(NewEvent {
+            user_id,
+            action,
+            data,
+        })
+    }
+}
+
 /// An accepted event on its way to the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -94,24 +122,15 @@ impl Range {
     /// Reads `?from=&to=` (RFC 3339); a missing, malformed or inverted
     /// bound is `422` naming the parameter.
     pub fn from_query(query: &HashMap<String, String>) -> Result<Range, ApiError> {
-        let mut v = Validator::new();
-        let mut bound = |name: &str| match query.get(name) {
-            None => {
-                v.add(name, "is required");
-                None
-            }
-            Some(raw) => v.parse(name, common::time::parse_rfc3339(raw)),
+        let bound = |name: &str| match query.get(name) {
+            None => field(name, Err("is required".to_string())),
+            Some(raw) => field(name, common::time::parse_rfc3339(raw)),
         };
-        let from = bound("from");
-        let to = bound("to");
-        if let (Some(from), Some(to)) = (from, to) {
-            v.check(from <= to, "to", "must not be before from");
+        let (from, to) = all((bound("from"), bound("to")))?;
+        if from > to {
+            return Err(ApiError::invalid_field("to", "must not be before from"));
         }
-        v.finish()?;
-        Ok(Range {
-            from: from.expect("validated"),
-            to: to.expect("validated"),
-        })
+        Ok(Range { from, to })
     }
 }
 

@@ -7,41 +7,30 @@ use common::idempotency::Key;
 use common::json::json_response;
 use common::pagination::{Page, PageParams};
 use common::time::{now_ms, rfc3339};
-use common::{ApiError, HandlerResult, Req, Validator};
+use common::validate::both;
+use common::{ApiError, HandlerResult, Req};
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
-use crate::domain::{parse_action, parse_data, parse_user_id, Event, Range};
+use crate::domain::{Event, NewEvent, Range};
 use crate::store::ActionCount;
 use crate::writer::PushError;
 use crate::State;
-
-#[derive(Deserialize)]
-struct LogEvent {
-    user_id: Option<Value>,
-    action: String,
-    data: Option<Value>,
-}
 
 /// `POST /log` (public): validates and queues; the writer stores it
 /// within `flush_interval`. The answer carries nothing request-specific,
 /// so a repeat with the same `Idempotency-Key` gets the same answer.
 pub async fn log_event(state: Arc<State>, mut req: Req) -> HandlerResult {
     let key = Key::from_headers(req.headers())?;
-    let body: LogEvent = req.json().await?;
-    let mut v = Validator::new();
-    let user_id = v.parse("user_id", parse_user_id(body.user_id.as_ref()));
-    let action = v.parse("action", parse_action(&body.action));
-    let data = v.parse("data", parse_data(body.data.as_ref()));
-    v.finish()?;
+    let new: NewEvent = req.body().await?;
     let event = Event {
         id: uuid::Uuid::now_v7().to_string(),
         ts: now_ms(),
-        user_id: user_id.expect("validated"),
-        action: action.expect("validated"),
-        data: data.expect("validated"),
+        user_id: new.user_id,
+        action: new.action,
+        data: new.data,
         idempotency_key: key.map(|k| k.as_str().to_string()),
     };
     match state.ingest.push(event, state.config.queue_wait).await {
@@ -71,19 +60,7 @@ fn authorize(state: &State, req: &Req) -> Result<(), ApiError> {
 /// Range and page parameters, all problems reported at once.
 fn range_and_page(req: &Req) -> Result<(Range, PageParams), ApiError> {
     let query = req.query();
-    let range = Range::from_query(&query);
-    let page = PageParams::from_query(&query);
-    match (range, page) {
-        (Ok(r), Ok(p)) => Ok((r, p)),
-        (Err(mut a), Err(b)) => {
-            let mut v = Validator::new();
-            for e in a.errors.drain(..).chain(b.errors) {
-                v.add(&e.field, e.message);
-            }
-            Err(v.finish().expect_err("errors were added"))
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    }
+    both(Range::from_query(&query), PageParams::from_query(&query))
 }
 
 /// `GET /log?from=&to=` (internal): events with `from <= ts < to`, oldest

@@ -28,6 +28,7 @@ use std::time::Duration;
 use common::auth::TokenKeys;
 use common::background::Tasks;
 use common::db::{Db, DbError};
+use common::messages::{Message, StatsEvent};
 use common::time::now_ms;
 use common::{App, Router};
 use tokio::net::TcpListener;
@@ -59,8 +60,8 @@ pub struct Stats {
 
 pub fn router() -> Router<State> {
     Router::new()
-        .post("/log", handlers::log_event)
-        .get("/log", handlers::list)
+        .post(StatsEvent::PATH, handlers::log_event)
+        .get(StatsEvent::PATH, handlers::list)
         .get("/log/summary", handlers::summary)
 }
 

@@ -1,7 +1,9 @@
 //! Parse-don't-validate types for what users send us.
 
 use common::auth::Role;
-use serde::Serialize;
+use common::validate::{all, field, FromBody};
+use common::ApiError;
+use serde::{Deserialize, Serialize};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Control (Cc) and format (Cf) characters: invisible, or reordering what
@@ -114,6 +116,77 @@ impl Name {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The `POST /user/` body as sent.
+#[derive(Deserialize)]
+pub struct Registration {
+    email: String,
+    password: String,
+    name: String,
+}
+
+/// A checked registration.
+pub struct NewAccount {
+    pub email: Email,
+    pub password: Password,
+    pub name: Name,
+}
+
+impl FromBody for NewAccount {
+    type Raw = Registration;
+
+    fn check(raw: Registration) -> Result<NewAccount, ApiError> {
+        let (email, password, name) = all((
+            field("email", Email::parse(&raw.email)),
+            field("password", Password::parse(&raw.password)),
+            field("name", Name::parse(&raw.name)),
+        ))?;
+        Ok(NewAccount {
+            email,
+            password,
+            name,
+        })
+    }
+}
+
+/// The `PUT /user/{id}` body as sent: every field optional.
+#[derive(Deserialize)]
+pub struct Update {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+    current_password: Option<String>,
+}
+
+/// A checked partial update: `None` leaves the field as it is.
+pub struct AccountChanges {
+    pub email: Option<Email>,
+    pub password: Option<Password>,
+    pub name: Option<Name>,
+    /// Required when users change their own email or password.
+    pub current_password: Option<String>,
+}
+
+impl FromBody for AccountChanges {
+    type Raw = Update;
+
+    fn check(raw: Update) -> Result<AccountChanges, ApiError> {
+        let (email, password, name) = all((
+            field("email", raw.email.as_deref().map(Email::parse).transpose()),
+            field(
+                "password",
+                raw.password.as_deref().map(Password::parse).transpose(),
+            ),
+            field("name", raw.name.as_deref().map(Name::parse).transpose()),
+        ))?;
+        Ok(AccountChanges {
+            email,
+            password,
+            name,
+            current_password: raw.current_password,
+        })
     }
 }
 

@@ -4,13 +4,15 @@ use std::sync::Arc;
 
 use common::auth::{Claims, Role};
 use common::json::{json_response, no_content};
+use common::messages::{Message, SendEmail, StatsEvent};
 use common::token_versions::{self, TokenVersion};
-use common::{ApiError, HandlerResult, Req, Validator};
+use common::validate::FromBody;
+use common::{ApiError, HandlerResult, Req};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{parse_id, Email, Name, Password, User};
+use crate::domain::{parse_id, AccountChanges, Email, Name, NewAccount, Update, User};
 use crate::ratelimit::{client_ip, throttled};
 use crate::store::{Announcements, Credentials, StoreError};
 use crate::State;
@@ -27,39 +29,24 @@ impl From<StoreError> for ApiError {
 }
 
 #[derive(Deserialize)]
-struct Registration {
-    email: String,
-    password: String,
-    name: String,
-}
-
-#[derive(Deserialize)]
 struct Login {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
-struct Update {
-    email: Option<String>,
-    password: Option<String>,
-    name: Option<String>,
-    /// Required when users change their own email or password.
-    current_password: Option<String>,
-}
-
 fn welcome(user: &User) -> Announcements {
-    Announcements {
-        welcome_email: json!({
-            "to": user.email,
-            "subject": "Welcome to the shop",
-            "body": format!(
-                "Hello {},\n\nyour account is ready. Sign in with {} to start shopping.\n\nThe Shop",
-                user.name, user.email
-            ),
-        }),
-        stats_event: json!({"user_id": user.id, "action": "user_registered", "data": {}}),
-    }
+    let email = SendEmail {
+        to: user.email.clone(),
+        subject: "Welcome to the shop".into(),
+        body: format!(
+            "Hello {},\n\nyour account is ready. Sign in with {} to start shopping.\n\nThe Shop",
+            user.name, user.email
+        ),
+    };
+    vec![
+        email.outgoing(),
+        StatsEvent::user_registered(&user.id).outgoing(),
+    ]
 }
 
 /// `POST /user/`
@@ -76,17 +63,11 @@ pub async fn register(state: Arc<State>, mut req: Req) -> HandlerResult {
             "too many registrations from this address; try again later",
         ));
     }
-    let body: Registration = req.json().await?;
-    let mut v = Validator::new();
-    let email = v.parse("email", Email::parse(&body.email));
-    let password = v.parse("password", Password::parse(&body.password));
-    let name = v.parse("name", Name::parse(&body.name));
-    v.finish()?;
-    let (email, password, name) = (
-        email.expect("validated"),
-        password.expect("validated"),
-        name.expect("validated"),
-    );
+    let NewAccount {
+        email,
+        password,
+        name,
+    } = req.body().await?;
     let hash = state
         .hasher
         .hash(password.expose())
@@ -255,27 +236,20 @@ pub async fn get(state: Arc<State>, req: Req) -> HandlerResult {
 /// password revokes the account's tokens (users' store bumps its version).
 pub async fn update(state: Arc<State>, mut req: Req) -> HandlerResult {
     let caller = authorize(&state, &req).await?;
+    // The body's shape is checked before the id, its fields after.
     let body: Update = req.json().await?;
     let id = caller
         .target
         .clone()
         .ok_or_else(|| ApiError::not_found("user"))?;
-    let mut v = Validator::new();
-    let email = body
-        .email
-        .as_deref()
-        .and_then(|e| v.parse("email", Email::parse(e)));
-    let password = body
-        .password
-        .as_deref()
-        .and_then(|p| v.parse("password", Password::parse(p)));
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|n| v.parse("name", Name::parse(n)));
-    v.finish()?;
+    let AccountChanges {
+        email,
+        password,
+        name,
+        current_password,
+    } = AccountChanges::check(body)?;
     if caller.is_target() && (email.is_some() || password.is_some()) {
-        confirm_current_password(&state, &req, &caller, body.current_password.as_deref()).await?;
+        confirm_current_password(&state, &req, &caller, current_password.as_deref()).await?;
     }
     let hash = match password {
         Some(p) => Some(

@@ -35,6 +35,7 @@ use common::auth::TokenKeys;
 use common::background::Tasks;
 use common::client::HttpClient;
 use common::db::{Db, DbError};
+use common::messages::target;
 use common::outbox::{Auth, Outbox, OutboxOptions, Target, DELIVERY_TIMEOUT};
 use common::{App, Router};
 use tokio::net::TcpListener;
@@ -96,14 +97,14 @@ impl Users {
         let client = HttpClient::new(Duration::from_secs(2), DELIVERY_TIMEOUT);
         let targets = HashMap::from([
             (
-                "mailer".to_string(),
+                target::MAILER.to_string(),
                 Target {
                     base_url: config.mailer_url.clone(),
                     auth: Auth::Bearer(config.base.internal_key.clone()),
                 },
             ),
             (
-                "stats".to_string(),
+                target::STATS.to_string(),
                 Target {
                     base_url: config.stats_url.clone(),
                     auth: Auth::None,

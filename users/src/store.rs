@@ -2,6 +2,7 @@
 
 use common::auth::Role;
 use common::db::{is_unique_violation, Db};
+use common::messages::Outgoing;
 use common::time::{now_ms, rfc3339};
 use common::token_versions::{announce, TokenVersion};
 use sqlx::any::AnyRow;
@@ -45,12 +46,9 @@ async fn announce_version(
     announce(conn, TOKEN_VERIFIERS, &update).await
 }
 
-/// A new account's welcome email and registration event, written to the
-/// outbox in the same transaction as the account.
-pub struct Announcements {
-    pub welcome_email: serde_json::Value,
-    pub stats_event: serde_json::Value,
-}
+/// What a new account announces (its welcome email and registration
+/// event), written to the outbox in the same transaction as the account.
+pub type Announcements = Vec<Outgoing>;
 
 #[derive(Clone)]
 pub struct Store {
@@ -116,9 +114,9 @@ impl Store {
                 created_at: rfc3339(now),
             };
             if let Some(announce) = announce {
-                let a = announce(&user);
-                common::outbox::enqueue(&mut tx, "mailer", "/send_email/", &a.welcome_email).await?;
-                common::outbox::enqueue(&mut tx, "stats", "/log", &a.stats_event).await?;
+                for message in announce(&user) {
+                    message.enqueue(&mut tx).await?;
+                }
             }
             tx.commit().await?;
             Ok(user)

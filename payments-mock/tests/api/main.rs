@@ -935,11 +935,11 @@ async fn card_numbers_and_cvcs_are_never_stored() {
     }
 }
 
-// ---- realism knobs ----
+// ---- fault injection ----
 
 #[tokio::test]
 async fn the_failure_knob_answers_503_on_invoices_but_not_on_health() {
-    let app = spawn_with(|c| c.realism.failure_rate = 1.0).await;
+    let app = spawn_with(|c| c.faults.failure_rate = 1.0).await;
     let resp = app.create(&json!({"amount_cents": 1})).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp.headers()["retry-after"], "1");
@@ -955,7 +955,7 @@ async fn the_failure_knob_answers_503_on_invoices_but_not_on_health() {
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM invoices").await, 0);
     // A failed request does not use up its idempotency key.
-    let app = app.restart_with(|c| c.realism.failure_rate = 0.0).await;
+    let app = app.restart_with(|c| c.faults.failure_rate = 0.0).await;
     assert_eq!(
         app.create_as(Some(SERVER_KEY), Some("k"), &json!({"amount_cents": 1}))
             .await
@@ -966,7 +966,7 @@ async fn the_failure_knob_answers_503_on_invoices_but_not_on_health() {
 
 #[tokio::test]
 async fn the_latency_knob_delays_invoice_requests() {
-    let app = spawn_with(|c| c.realism.latency_ms = (150, 150)).await;
+    let app = spawn_with(|c| c.faults.latency_ms = (150, 150)).await;
     let started = Instant::now();
     assert_eq!(app.create(&json!({"amount_cents": 1})).await.status(), 201);
     // Only the lower bound: how much longer it takes is the machine's business.

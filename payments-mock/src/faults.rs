@@ -1,4 +1,4 @@
-//! Realism knobs: added latency and a share of requests answered `503`, so
+//! Fault injection: added latency and a share of requests answered `503`, so
 //! the cart's timeouts, retries and idempotency can be exercised against a
 //! provider that misbehaves the way real ones do. Off by default; applied to
 //! the `/invoices` endpoints only, never to health checks.
@@ -10,16 +10,16 @@ use http::header::{HeaderValue, RETRY_AFTER};
 use rand::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Realism {
+pub struct Faults {
     /// Inclusive range of added latency in milliseconds.
     pub latency_ms: (u64, u64),
     /// Probability in 0.0..=1.0 that a request is answered `503`.
     pub failure_rate: f64,
 }
 
-impl Default for Realism {
+impl Default for Faults {
     fn default() -> Self {
-        Realism::OFF
+        Faults::OFF
     }
 }
 
@@ -27,8 +27,8 @@ impl Default for Realism {
 /// idempotency lock; a knob for resilience tests needs no more.
 pub const MAX_LATENCY_MS: u64 = 30_000;
 
-impl Realism {
-    pub const OFF: Realism = Realism {
+impl Faults {
+    pub const OFF: Faults = Faults {
         latency_ms: (0, 0),
         failure_rate: 0.0,
     };
@@ -96,28 +96,28 @@ mod tests {
 
     #[test]
     fn latency_ranges() {
-        assert_eq!(Realism::parse_latency("0-0"), Ok((0, 0)));
-        assert_eq!(Realism::parse_latency("50-200"), Ok((50, 200)));
-        assert_eq!(Realism::parse_latency(" 100 "), Ok((100, 100)));
+        assert_eq!(Faults::parse_latency("0-0"), Ok((0, 0)));
+        assert_eq!(Faults::parse_latency("50-200"), Ok((50, 200)));
+        assert_eq!(Faults::parse_latency(" 100 "), Ok((100, 100)));
         for bad in ["", "-", "a-b", "200-50", "-5", "1-99999999", "1.5-2"] {
-            assert!(Realism::parse_latency(bad).is_err(), "{bad}");
+            assert!(Faults::parse_latency(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn failure_rates() {
-        assert_eq!(Realism::parse_failure_rate("0"), Ok(0.0));
-        assert_eq!(Realism::parse_failure_rate("0.25"), Ok(0.25));
-        assert_eq!(Realism::parse_failure_rate("1.0"), Ok(1.0));
+        assert_eq!(Faults::parse_failure_rate("0"), Ok(0.0));
+        assert_eq!(Faults::parse_failure_rate("0.25"), Ok(0.25));
+        assert_eq!(Faults::parse_failure_rate("1.0"), Ok(1.0));
         for bad in ["-0.1", "1.01", "NaN", "inf", "often"] {
-            assert!(Realism::parse_failure_rate(bad).is_err(), "{bad}");
+            assert!(Faults::parse_failure_rate(bad).is_err(), "{bad}");
         }
     }
 
     #[tokio::test]
     async fn off_never_fails_and_always_fails_at_one() {
-        assert!(Realism::OFF.apply().await.is_ok());
-        let always = Realism {
+        assert!(Faults::OFF.apply().await.is_ok());
+        let always = Faults {
             latency_ms: (0, 0),
             failure_rate: 1.0,
         };

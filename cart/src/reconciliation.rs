@@ -9,13 +9,15 @@
 
 use std::time::Duration;
 
+use common::messages::stats::OrderEvent;
+use common::messages::{Message, Outgoing, SendEmail, StatsEvent};
+use common::money::Money;
 use common::time::now_ms;
 use futures::StreamExt;
-use serde_json::json;
 
 use crate::clients::Invoice;
-use crate::domain::{format_money, Order, OrderStatus};
-use crate::store::{MarkPaid, Message, StoreError};
+use crate::domain::{Order, OrderStatus};
+use crate::store::{MarkPaid, StoreError};
 use crate::State;
 
 /// How many invoices one sweep or one list read asks about at once.
@@ -30,37 +32,30 @@ const MAX_CHECK_DELAY: Duration = Duration::from_secs(600);
 
 /// The messages a newly paid order sends: the confirmation email (when the
 /// order knows an address) and the `order_paid` event.
-pub fn paid_messages(order: &Order) -> Vec<Message> {
+pub fn paid_messages(order: &Order) -> Vec<Outgoing> {
     let mut out = Vec::with_capacity(2);
     match &order.email {
-        Some(to) => out.push(Message {
-            target: "mailer",
-            path: "/send_email/",
-            payload: json!({
-                "to": to,
-                "subject": format!("Your order {} is paid", short_id(&order.id)),
-                "body": confirmation_body(order),
-            }),
-        }),
+        Some(to) => out.push(
+            SendEmail {
+                to: to.clone(),
+                subject: format!("Your order {} is paid", short_id(&order.id)),
+                body: confirmation_body(order),
+            }
+            .outgoing(),
+        ),
         None => log::info!(
             "order {} is paid but has no email address (checked out without one); no confirmation sent",
             order.id
         ),
     }
-    out.push(Message {
-        target: "stats",
-        path: "/log",
-        payload: json!({
-            "user_id": order.user_id,
-            "action": "order_paid",
-            "data": {
-                "order_id": order.id,
-                "invoice_id": order.invoice_id,
-                "amount_cents": order.amount_cents,
-                "currency": order.currency,
-            },
-        }),
-    });
+    let paid = OrderEvent {
+        order_id: &order.id,
+        invoice_id: order.invoice_id.as_deref(),
+        amount_cents: order.amount_cents,
+        currency: &order.currency,
+        items: None,
+    };
+    out.push(StatsEvent::order_paid(&order.user_id, paid).outgoing());
     out
 }
 
@@ -78,16 +73,13 @@ fn confirmation_body(order: &Order) -> String {
             "  {} x {} — {}\n",
             line.quantity,
             line.name,
-            format_money(
+            Money::new(
                 line.unit_price_cents.saturating_mul(line.quantity),
                 &order.currency
             )
         ));
     }
-    body.push_str(&format!(
-        "\nTotal paid: {}\n\nThe Shop\n",
-        format_money(order.amount_cents, &order.currency)
-    ));
+    body.push_str(&format!("\nTotal paid: {}\n\nThe Shop\n", order.total()));
     body
 }
 
@@ -117,15 +109,13 @@ pub async fn confirm(
 /// Whether the provider's invoice says this order is paid. An invoice for
 /// another amount is not a payment of this order, whatever its status.
 pub fn pays(invoice: &Invoice, order: &Order) -> bool {
-    if invoice.amount_cents != order.amount_cents || invoice.currency != order.currency {
+    if invoice.amount() != order.total() {
         log::error!(
-            "invoice {} is for {} {} but order {} is for {} {}; not marking it paid",
+            "invoice {} is for {} but order {} is for {}; not marking it paid",
             invoice.id,
-            invoice.amount_cents,
-            invoice.currency,
+            invoice.amount(),
             order.id,
-            order.amount_cents,
-            order.currency
+            order.total()
         );
         return false;
     }
