@@ -5,9 +5,12 @@
 //!
 //! # Layout
 //!
-//! - Starting a service: [`config`] (layered settings), [`service`] (the
-//!   settings every service has, generated secrets), [`cli`] (flags, logging,
-//!   the start-up sequence behind `service_binary!`), [`logging`].
+//! - Starting a service: [`host`] (the [`host::Service`] trait a service
+//!   implements and the [`host::Host`] that connects and migrates the
+//!   database, wires the outbox, runs background jobs, serves and stops in
+//!   order), [`config`] (layered settings), [`service`] (the settings every
+//!   service has, generated secrets), [`cli`] (flags, logging, the binary's
+//!   start-up sequence), [`logging`].
 //! - Serving: [`server`] (the plain hyper-util accept loop: connection
 //!   limits, slow-header and idle cut-off, graceful drain), [`app`] (built-in
 //!   `/healthz` `/readyz` `/metrics`, request ids, the access log, errors
@@ -16,11 +19,11 @@
 //! - Requests and answers: [`json`] (bodies and their limits), [`error`]
 //!   (`ApiError` and field validation), [`pagination`], [`auth`] (user
 //!   tokens, the internal key), [`token_versions`] (revoked tokens).
-//! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
-//!   `TestDb`), [`client`] (outbound HTTP), [`outbox`], [`idempotency`],
-//!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`sync`],
-//!   [`time`].
-//! - Tests: [`testing`] (spawn on port 0, a recording server).
+//! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations),
+//!   [`client`] (outbound HTTP), [`outbox`], [`idempotency`], [`webhook`]
+//!   (`Shop-Signature`), [`retry`], [`background`], [`sync`], [`time`].
+//! - Tests: [`testing`] (`TestApp<S>`, spawn on port 0, a recording
+//!   server), `db::TestDb`.
 
 pub mod app;
 pub mod auth;
@@ -31,6 +34,7 @@ pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod host;
 pub mod idempotency;
 pub mod json;
 pub mod logging;
