@@ -177,6 +177,7 @@ impl Settings for CartConfig {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl common::testing::TestConfig for CartConfig {
     /// Settings for tests: the given database, unreachable neighbours, the
     /// same fixed secrets as the other services' `for_tests`, and quick

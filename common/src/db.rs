@@ -278,12 +278,14 @@ pub fn redact(url: &str) -> String {
 /// A fresh, empty database for one test: a SQLite file in a temporary
 /// directory, or — when `TEST_DATABASE_URL` is set — a new PostgreSQL
 /// database created on that server and dropped afterwards.
+#[cfg(any(test, feature = "test-support"))]
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl TestDb {
     pub async fn new() -> TestDb {
         install_drivers();
@@ -324,6 +326,7 @@ impl TestDb {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.pg.take() else {

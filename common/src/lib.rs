@@ -22,8 +22,8 @@
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations),
 //!   [`client`] (outbound HTTP), [`outbox`], [`idempotency`], [`webhook`]
 //!   (`Shop-Signature`), [`retry`], [`background`], [`sync`], [`time`].
-//! - Tests: [`testing`] (`TestApp<S>`, spawn on port 0, a recording
-//!   server), `db::TestDb`.
+//! - Tests, behind the `test-support` feature: `testing` (`TestApp<S>`,
+//!   spawn on port 0, a recording server), `db::TestDb`.
 
 pub mod app;
 pub mod auth;
@@ -55,6 +55,7 @@ pub mod service;
 pub mod shutdown;
 pub mod sync;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod time;
 pub mod token_versions;

@@ -76,6 +76,7 @@ impl BaseConfig {
     }
 
     /// Settings for a test: port 0, the given database, fixed secrets.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_tests(database_url: &str, data_dir: &Path) -> Self {
         BaseConfig {
             listen: "127.0.0.1:0".parse().expect("a literal address"),

@@ -185,6 +185,7 @@ impl MailerConfig {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl common::testing::TestConfig for MailerConfig {
     /// Settings for tests: files under `data_dir/outbox`, fast retries.
     fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {

@@ -147,6 +147,7 @@ impl Settings for PaymentsConfig {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl common::testing::TestConfig for PaymentsConfig {
     /// Settings for tests: the given database, one server key, webhooks to
     /// a port nothing listens on, quick outbox retries.

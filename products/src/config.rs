@@ -76,6 +76,7 @@ impl Settings for ProductsConfig {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl common::testing::TestConfig for ProductsConfig {
     /// Settings for tests: the given database, port 0, fixed secrets.
     fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {

@@ -89,6 +89,7 @@ impl Settings for StatsConfig {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl common::testing::TestConfig for StatsConfig {
     /// Settings for tests: the given database, quick flushes.
     fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {

@@ -155,6 +155,7 @@ impl Settings for UsersConfig {
     }
 }
 
+#[cfg(feature = "test-support")]
 impl common::testing::TestConfig for UsersConfig {
     /// Settings for tests: the given database, unreachable neighbours.
     fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
