@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use common::auth::MIN_SECRET_LEN;
+use common::base_config::{base_settings, secret_or_dev, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
 use common::host::Settings;
 use common::idempotency::IdempotencyOptions;
 use common::outbox::OutboxOptions;
-use common::service::{base_settings, secret_or_dev, BaseConfig};
 
 pub const NAME: &str = "cart";
 
@@ -129,7 +129,7 @@ impl Settings for CartConfig {
                 let first = list.split(',').map(str::trim).find(|k| !k.is_empty());
                 match first {
                     Some(k) if k.len() >= MIN_SECRET_LEN => {
-                        common::service::refuse_placeholder(config, "payments_key", k)?;
+                        common::base_config::refuse_placeholder(config, "payments_key", k)?;
                         k.to_string()
                     }
                     _ => {

@@ -81,7 +81,7 @@ pub fn url_from_config(
 ) -> Result<String, ConfigError> {
     let password = config.raw("database_password");
     if let Some(p) = password {
-        crate::service::refuse_placeholder(config, "database_password", p)?;
+        crate::base_config::refuse_placeholder(config, "database_password", p)?;
     }
     match config.raw("database_url") {
         Some(url) => {
@@ -91,7 +91,7 @@ pub fn url_from_config(
             let mut parsed =
                 url::Url::parse(url).map_err(|e| config.invalid("database_url", e.to_string()))?;
             if let Some(inline) = parsed.password() {
-                crate::service::refuse_placeholder(config, "database_url", inline)?;
+                crate::base_config::refuse_placeholder(config, "database_url", inline)?;
             }
             let Some(password) = password else {
                 return Ok(url.to_string());
@@ -363,7 +363,7 @@ mod tests {
     use super::*;
 
     fn url_with(vars: &[(&str, &str)]) -> Result<String, ConfigError> {
-        let settings = crate::service::base_settings("127.0.0.1:1");
+        let settings = crate::base_config::base_settings("127.0.0.1:1");
         let env = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

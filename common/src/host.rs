@@ -14,12 +14,12 @@ use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 
 use crate::background::Tasks;
+use crate::base_config::BaseConfig;
 use crate::client::HttpClient;
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::idempotency::{Idempotency, IdempotencyOptions};
 use crate::outbox::{Outbox, Targets, DELIVERY_TIMEOUT};
-use crate::service::BaseConfig;
 use crate::{App, Router};
 
 /// A service's settings, as the host needs them.

@@ -8,7 +8,7 @@
 //! - Starting a service: [`host`] (the [`host::Service`] trait a service
 //!   implements and the [`host::Host`] that connects and migrates the
 //!   database, wires the outbox, runs background jobs, serves and stops in
-//!   order), [`config`] (layered settings), [`service`] (the settings every
+//!   order), [`config`] (layered settings), [`base_config`] (the settings every
 //!   service has, generated secrets), [`cli`] (flags, logging, the binary's
 //!   start-up sequence), [`logging`].
 //! - Serving: [`server`] (the plain hyper-util accept loop: connection
@@ -21,13 +21,15 @@
 //!   tokens, the internal key), [`token_versions`] (revoked tokens).
 //! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations),
 //!   [`client`] (outbound HTTP), [`outbox`], [`idempotency`], [`webhook`]
-//!   (`Shop-Signature`), [`retry`], [`background`], [`sync`], [`time`].
+//!   (`Shop-Signature`), [`retry`], [`background`], [`mutex`] (locks that
+//!   survive a panicking holder), [`time`].
 //! - Tests, behind the `test-support` feature: `testing` (`TestApp<S>`,
 //!   spawn on port 0, a recording server), `db::TestDb`.
 
 pub mod app;
 pub mod auth;
 pub mod background;
+pub mod base_config;
 pub mod cli;
 pub mod client;
 pub mod conditional;
@@ -39,6 +41,7 @@ pub mod idempotency;
 pub mod json;
 pub mod logging;
 pub mod metrics;
+pub mod mutex;
 pub mod outbox;
 pub mod pagination;
 pub mod peers;
@@ -51,9 +54,7 @@ pub mod retry;
 pub mod router;
 pub mod secrets;
 pub mod server;
-pub mod service;
 pub mod shutdown;
-pub mod sync;
 pub mod telemetry;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

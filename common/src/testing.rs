@@ -236,7 +236,7 @@ impl Recorder {
         Recorder::serve(move |mut request, log| {
             let answer = answer.clone();
             async move {
-                let mut log = crate::sync::lock(&log);
+                let mut log = crate::mutex::lock(&log);
                 request.status = answer(&request, &log);
                 let status = http::StatusCode::from_u16(request.status)
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -302,7 +302,7 @@ impl Recorder {
                         http_body_util::Full::new(answer.bytes().await.unwrap_or_default());
                 }
                 request.status = resp.status().as_u16();
-                crate::sync::lock(&log).push(request);
+                crate::mutex::lock(&log).push(request);
                 resp
             }
         })
@@ -357,12 +357,12 @@ impl Recorder {
 
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
-        crate::sync::lock(&self.seen).clone()
+        crate::mutex::lock(&self.seen).clone()
     }
 
     /// Forgets the requests so far.
     pub fn clear(&self) {
-        crate::sync::lock(&self.seen).clear();
+        crate::mutex::lock(&self.seen).clear();
     }
 }
 

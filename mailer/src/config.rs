@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use common::base_config::{base_settings, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
 use common::host::Settings;
-use common::service::{base_settings, BaseConfig};
 use lettre::message::Mailbox;
 
 pub const NAME: &str = "mailer";

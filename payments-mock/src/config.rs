@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use common::auth::MIN_SECRET_LEN;
+use common::base_config::{base_settings, secret_or_dev, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
 use common::host::Settings;
 use common::idempotency::IdempotencyOptions;
 use common::outbox::OutboxOptions;
-use common::service::{base_settings, secret_or_dev, BaseConfig};
 
 use crate::realism::Realism;
 

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use common::base_config::{base_settings, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
 use common::host::Settings;
-use common::service::{base_settings, BaseConfig};
 
 pub const NAME: &str = "stats";
 
