@@ -3,7 +3,7 @@
 //! `invoice.paid` webhooks through the outbox). `main.rs` and the tests
 //! both start [`State`], its [`Service`], in a [`common::host::Host`].
 //!
-//! Routes (see [`State::router`]): `POST /invoices` (server key),
+//! Routes (see `router()`): `POST /invoices` (server key),
 //! `GET /invoices/{id}`, `POST /invoices/{id}/pay`.
 //!
 //! # Layout

@@ -1,7 +1,7 @@
 //! The stats service as a library: [`State`] is its [`Service`], which
 //! `main.rs` and the tests start in a [`common::host::Host`].
 //!
-//! Routes (see [`State::router`]): `POST /log` (public), and the internal
+//! Routes (see `router()`): `POST /log` (public), and the internal
 //! `GET /log` and `GET /log/summary`.
 //!
 //! # Layout
