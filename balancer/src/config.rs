@@ -306,13 +306,6 @@ impl BalancerConfig {
                 .parse_with(key, parse_size_str)?
                 .ok_or_else(|| config.invalid(key, "must be set"))
         };
-        let positive = |key: &str| -> Result<u32, ConfigError> {
-            let n: u32 = config.get(key)?;
-            if n == 0 {
-                return Err(config.invalid(key, "must be at least 1"));
-            }
-            Ok(n)
-        };
         let max_body = size("max_body_bytes")?;
         let max_header_count: usize = config.get("max_header_count")?;
         if !(1..=100).contains(&max_header_count) {
@@ -333,13 +326,6 @@ impl BalancerConfig {
             None => std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
-        };
-        let nonzero = |key: &str| -> Result<Duration, ConfigError> {
-            let d = config.duration(key)?;
-            if d.is_zero() {
-                return Err(config.invalid(key, "must be more than 0"));
-            }
-            Ok(d)
         };
         let listen: SocketAddr = config.get("listen")?;
         let admin_listen = match config.get_opt::<SocketAddr>("admin_listen")? {
@@ -377,19 +363,19 @@ impl BalancerConfig {
             cors,
             storefront,
             max_body,
-            route_timeout: nonzero("route_timeout")?,
+            route_timeout: config.nonzero_duration("route_timeout")?,
             max_header_count,
             max_header_bytes,
-            connect_timeout: nonzero("connect_timeout")?,
+            connect_timeout: config.nonzero_duration("connect_timeout")?,
             pool_max_idle_per_host: config.get("pool_max_idle_per_host")?,
-            pool_idle_timeout: nonzero("pool_idle_timeout")?,
+            pool_idle_timeout: config.nonzero_duration("pool_idle_timeout")?,
             health: HealthOptions {
                 path: health_path,
-                interval: nonzero("health_interval")?,
-                timeout: nonzero("health_timeout")?,
-                unhealthy_threshold: positive("unhealthy_threshold")?,
-                healthy_threshold: positive("healthy_threshold")?,
-                resolve_interval: nonzero("resolve_interval")?,
+                interval: config.nonzero_duration("health_interval")?,
+                timeout: config.nonzero_duration("health_timeout")?,
+                unhealthy_threshold: config.positive::<u32>("unhealthy_threshold")?,
+                healthy_threshold: config.positive::<u32>("healthy_threshold")?,
+                resolve_interval: config.nonzero_duration("resolve_interval")?,
             },
             ready_requires_all_pools: config.flag("ready_requires_all_pools")?,
             workers,

@@ -26,7 +26,7 @@ use hyper::client::conn::http1::{Builder, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use common::sync::lock;
+use common::mutex::lock;
 
 use crate::body::{BoxError, UpBody};
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use common::sync::lock;
+use common::mutex::lock;
 use slab::Slab;
 
 /// A set of sleeps sharing one background timer task. Cheap to clone; use

@@ -13,7 +13,7 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use common::sync::lock;
+use common::mutex::lock;
 use metrics::{Counter, Histogram};
 
 /// Status codes 100..=599 map to slots 0..500.

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use crate::deadlines::Deadlines;
-use common::sync::lock;
+use common::mutex::lock;
 use common::telemetry::{self, Attr, SpanContext};
 use common::ApiError;
 use http::header::{

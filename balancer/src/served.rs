@@ -35,7 +35,7 @@ use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use common::sync::lock;
+use common::mutex::lock;
 
 /// The connections of one accept loop.
 pub struct Served {

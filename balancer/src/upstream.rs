@@ -24,7 +24,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use common::sync::lock;
+use common::mutex::lock;
 
 use crate::config::HealthOptions;
 use crate::routes::{PoolSpec, UpstreamUrl};

@@ -3,15 +3,15 @@
 //! key and webhook secret, timeouts for calls to neighbours, and the timing
 //! of payment reconciliation and checkout recovery.
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::auth::MIN_SECRET_LEN;
+use common::base_config::{base_settings, secret_or_dev, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
+use common::host::Settings;
 use common::idempotency::IdempotencyOptions;
 use common::outbox::OutboxOptions;
-use common::service::{base_settings, secret_or_dev, BaseConfig};
 
 pub const NAME: &str = "cart";
 
@@ -116,32 +116,20 @@ pub struct CartConfig {
     pub idempotency: IdempotencyOptions,
 }
 
-impl CartConfig {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+impl Settings for CartConfig {
+    fn base(&self) -> &BaseConfig {
+        &self.base
+    }
+
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let base = BaseConfig::from_config(config, NAME)?;
-        let url = |key: &str| -> Result<String, ConfigError> {
-            let value: String = config.get(key)?;
-            match url::Url::parse(&value) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {
-                    Ok(value.trim_end_matches('/').to_string())
-                }
-                _ => Err(config.invalid(key, "expected an http:// or https:// URL")),
-            }
-        };
-        let nonzero = |key: &str| -> Result<Duration, ConfigError> {
-            let d = config.duration(key)?;
-            if d.is_zero() {
-                return Err(config.invalid(key, "must be longer than zero"));
-            }
-            Ok(d)
-        };
         let payments_key = match config.raw("payments_key") {
             // payments-mock accepts a list of keys (rotation); we present one.
             Some(list) => {
                 let first = list.split(',').map(str::trim).find(|k| !k.is_empty());
                 match first {
                     Some(k) if k.len() >= MIN_SECRET_LEN => {
-                        common::service::refuse_placeholder(config, "payments_key", k)?;
+                        common::base_config::refuse_placeholder(config, "payments_key", k)?;
                         k.to_string()
                     }
                     _ => {
@@ -156,14 +144,14 @@ impl CartConfig {
             // both agree with no configuration when run from one directory.
             None => secret_or_dev(config, "server_key", &base.data_dir)?,
         };
-        let upstream_connect_timeout = nonzero("upstream_connect_timeout")?;
-        let upstream_timeout = nonzero("upstream_timeout")?;
+        let upstream_connect_timeout = config.nonzero_duration("upstream_connect_timeout")?;
+        let upstream_timeout = config.nonzero_duration("upstream_timeout")?;
         if upstream_timeout > Duration::from_secs(20) {
             // A checkout makes two calls in a row and must finish well within
             // the idempotency lock timeout (60 s) and the recovery age.
             return Err(config.invalid("upstream_timeout", "must be at most 20s"));
         }
-        let checkout_recovery_after = nonzero("checkout_recovery_after")?;
+        let checkout_recovery_after = config.nonzero_duration("checkout_recovery_after")?;
         if checkout_recovery_after <= upstream_timeout * 2 {
             return Err(config.invalid(
                 "checkout_recovery_after",
@@ -171,15 +159,15 @@ impl CartConfig {
             ));
         }
         Ok(CartConfig {
-            products_url: url("products_url")?,
-            payments_url: url("payments_url")?,
+            products_url: config.base_url("products_url")?,
+            payments_url: config.base_url("payments_url")?,
             payments_key,
             webhook_secret: secret_or_dev(config, "webhook_secret", &base.data_dir)?,
-            mailer_url: url("mailer_url")?,
-            stats_url: url("stats_url")?,
+            mailer_url: config.base_url("mailer_url")?,
+            stats_url: config.base_url("stats_url")?,
             upstream_connect_timeout,
             upstream_timeout,
-            reconcile_interval: nonzero("reconcile_interval")?,
+            reconcile_interval: config.nonzero_duration("reconcile_interval")?,
             reconcile_after: config.duration("reconcile_after")?,
             checkout_recovery_after,
             outbox: OutboxOptions::default(),
@@ -187,11 +175,14 @@ impl CartConfig {
             base,
         })
     }
+}
 
+#[cfg(feature = "test-support")]
+impl common::testing::TestConfig for CartConfig {
     /// Settings for tests: the given database, unreachable neighbours, the
     /// same fixed secrets as the other services' `for_tests`, and quick
     /// reconciliation, recovery and outbox retries.
-    pub fn for_tests(database_url: &str, data_dir: &Path) -> Self {
+    fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
         let nowhere = "http://127.0.0.1:9".to_string();
         CartConfig {
             base: BaseConfig::for_tests(database_url, data_dir),
@@ -223,7 +214,7 @@ mod tests {
 
     use super::*;
 
-    fn load(env: &[(&str, &str)], dir: &Path) -> Result<CartConfig, ConfigError> {
+    fn load(env: &[(&str, &str)], dir: &std::path::Path) -> Result<CartConfig, ConfigError> {
         let mut env: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

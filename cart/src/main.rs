@@ -5,5 +5,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::cli::run::<cart::Cart>(cart::config::binary()).await
+    common::cli::run::<cart::State>(cart::config::binary()).await
 }

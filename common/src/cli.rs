@@ -1,9 +1,9 @@
 //! The start-up sequence every service binary shares, so `main.rs` stays
-//! glue: parse flags, load layered config, start logging, and turn a start-up
-//! failure into a clear message and a non-zero exit.
+//! glue: parse flags, load layered config, start logging, start the
+//! service's [`Host`], serve until a signal, and turn a start-up failure
+//! into a clear message and a non-zero exit.
 
 use std::fmt::Display;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ use clap::{Arg, ArgMatches, Command};
 use tokio::net::TcpListener;
 
 use crate::config::{command, Config, ConfigError, Setting};
-use crate::service::BaseConfig;
+use crate::host::{Host, Service, Settings};
 
 /// Exit code for bad configuration (as sysexits' EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -148,32 +148,10 @@ pub async fn healthcheck(listen: SocketAddr) -> ExitCode {
     }
 }
 
-/// A service's life cycle as its binary drives it; each service library
-/// implements it by delegating to its own `start` and `serve`.
-pub trait Service: Sized {
-    type Config;
-    type StartError: Display;
-    /// Builds the typed settings from the layered configuration.
-    fn configure(raw: &Config) -> Result<Self::Config, ConfigError>;
-    /// Connects the database, runs migrations, starts background tasks.
-    fn start(config: Self::Config) -> impl Future<Output = Result<Self, Self::StartError>>;
-    /// Serves until `shutdown`, then stops background tasks.
-    fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = ()>;
-    fn base(&self) -> &BaseConfig;
-    /// Extra words for the start-up line: where neighbours or mail go.
-    fn describe(&self) -> String {
-        String::new()
-    }
-}
-
 /// What [`start`] leaves to the binary: a started service and the parsed
 /// command line (for its own subcommands), or an exit code.
-pub enum Started<S> {
-    Service(ArgMatches, S),
+pub enum Started<S: Service> {
+    Service(ArgMatches, Host<S>),
     Exit(ExitCode),
 }
 
@@ -201,21 +179,21 @@ pub async fn start_with<S: Service>(
             Err(e) => fail(binary.name, "configuration error", e),
         });
     }
-    let mut config = match S::configure(&raw) {
+    let mut config = match S::Config::from_config(&raw) {
         Ok(c) => c,
         Err(e) => return Started::Exit(fail(binary.name, "configuration error", e)),
     };
     adjust(&matches, &mut config);
-    match S::start(config).await {
-        Ok(service) => Started::Service(matches, service),
+    match Host::<S>::start(config).await {
+        Ok(host) => Started::Service(matches, host),
         Err(e) => Started::Exit(fail(binary.name, "cannot start", e)),
     }
 }
 
 /// Binds, says where it listens and where its data lives, and serves until
 /// SIGINT or SIGTERM.
-pub async fn serve<S: Service>(binary: &Binary, service: S) -> ExitCode {
-    let base = service.base();
+pub async fn serve<S: Service>(binary: &Binary, host: Host<S>) -> ExitCode {
+    let base = host.config.base();
     let listener = match bind(base.listen).await {
         Ok(l) => l,
         Err(e) => return fail(binary.name, "cannot start", e),
@@ -224,7 +202,7 @@ pub async fn serve<S: Service>(binary: &Binary, service: S) -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let extra = service.describe();
+    let extra = S::describe(&host.config);
     log::info!(
         "{} listening on http://{address} (database {}, data in {}){}{extra}",
         binary.name,
@@ -232,7 +210,7 @@ pub async fn serve<S: Service>(binary: &Binary, service: S) -> ExitCode {
         base.data_dir.display(),
         if extra.is_empty() { "" } else { "; " },
     );
-    service.serve(listener, crate::shutdown::signal()).await;
+    host.serve(listener, crate::shutdown::signal()).await;
     // Off the runtime's threads: the exporter's flush blocks.
     let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
     log::info!("{} stopped", binary.name);
@@ -242,51 +220,7 @@ pub async fn serve<S: Service>(binary: &Binary, service: S) -> ExitCode {
 /// The whole life of a binary without subcommands of its own.
 pub async fn run<S: Service>(binary: Binary) -> ExitCode {
     match start::<S>(&binary, binary.command()).await {
-        Started::Service(_, service) => serve(&binary, service).await,
+        Started::Service(_, host) => serve(&binary, host).await,
         Started::Exit(code) => code,
     }
-}
-
-/// Implements [`Service`] for a service library whose type has the shape
-/// every shop service has: `T::start(config) -> Result<T, E>`,
-/// `T::serve(self, listener, shutdown)`, `T::state.config.base`, and a
-/// config type with `from_config`. An optional `describe = |s| expr` adds
-/// words to the start-up line.
-#[macro_export]
-macro_rules! service_binary {
-    ($ty:ty, $config:ty, $err:ty $(, describe = |$s:ident| $describe:expr)? $(,)?) => {
-        impl $crate::cli::Service for $ty {
-            type Config = $config;
-            type StartError = $err;
-
-            fn configure(
-                raw: &$crate::config::Config,
-            ) -> Result<$config, $crate::config::ConfigError> {
-                <$config>::from_config(raw)
-            }
-
-            async fn start(config: $config) -> Result<Self, $err> {
-                <$ty>::start(config).await
-            }
-
-            async fn serve(
-                self,
-                listener: tokio::net::TcpListener,
-                shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-            ) {
-                <$ty>::serve(self, listener, shutdown).await
-            }
-
-            fn base(&self) -> &$crate::service::BaseConfig {
-                &self.state.config.base
-            }
-
-            $(
-                fn describe(&self) -> String {
-                    let $s = self;
-                    $describe
-                }
-            )?
-        }
-    };
 }

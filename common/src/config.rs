@@ -273,6 +273,43 @@ impl Config {
         .ok_or_else(|| self.missing(key))
     }
 
+    /// A [`Config::duration`] that must be more than zero.
+    pub fn nonzero_duration(&self, key: &str) -> Result<Duration, ConfigError> {
+        let d = self.duration(key)?;
+        if d.is_zero() {
+            return Err(self.invalid(key, "must be more than 0"));
+        }
+        Ok(d)
+    }
+
+    /// A whole number that must be at least 1 (a count, a limit, a size).
+    pub fn positive<T>(&self, key: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + From<u8>,
+        T::Err: fmt::Display,
+    {
+        let n: T = self.get(key)?;
+        if n < T::from(1) {
+            return Err(self.invalid(key, "must be at least 1"));
+        }
+        Ok(n)
+    }
+
+    /// An `http://` or `https://` URL with a host, as given (a webhook's).
+    pub fn http_url(&self, key: &str) -> Result<String, ConfigError> {
+        let value: String = self.get(key)?;
+        match url::Url::parse(&value) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(value),
+            _ => Err(self.invalid(key, "expected an http:// or https:// URL")),
+        }
+    }
+
+    /// A neighbour's base URL: an [`Config::http_url`] without trailing
+    /// slashes, so paths are appended to it.
+    pub fn base_url(&self, key: &str) -> Result<String, ConfigError> {
+        Ok(self.http_url(key)?.trim_end_matches('/').to_string())
+    }
+
     /// A boolean: true/false, 1/0, yes/no, on/off.
     pub fn flag(&self, key: &str) -> Result<bool, ConfigError> {
         self.parse_with(key, |v| match v.to_ascii_lowercase().as_str() {

@@ -131,7 +131,7 @@ pub fn url_from_config(
 ) -> Result<String, ConfigError> {
     let password = config.raw("database_password");
     if let Some(p) = password {
-        crate::service::refuse_placeholder(config, "database_password", p)?;
+        crate::base_config::refuse_placeholder(config, "database_password", p)?;
     }
     match config.raw("database_url") {
         Some(url) => {
@@ -141,7 +141,7 @@ pub fn url_from_config(
             let mut parsed =
                 url::Url::parse(url).map_err(|e| config.invalid("database_url", e.to_string()))?;
             if let Some(inline) = parsed.password() {
-                crate::service::refuse_placeholder(config, "database_url", inline)?;
+                crate::base_config::refuse_placeholder(config, "database_url", inline)?;
             }
             let Some(password) = password else {
                 return Ok(url.to_string());
@@ -374,12 +374,14 @@ pub fn redact(url: &str) -> String {
 /// A fresh, empty database for one test: a SQLite file in a temporary
 /// directory, or — when `TEST_DATABASE_URL` is set — a new PostgreSQL
 /// database created on that server and dropped afterwards.
+#[cfg(any(test, feature = "test-support"))]
 pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl TestDb {
     pub async fn new() -> TestDb {
         install_drivers();
@@ -420,6 +422,7 @@ impl TestDb {
     }
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some((admin_url, name)) = self.pg.take() else {
@@ -456,7 +459,7 @@ mod tests {
     use super::*;
 
     fn url_with(vars: &[(&str, &str)]) -> Result<String, ConfigError> {
-        let settings = crate::service::base_settings("127.0.0.1:1");
+        let settings = crate::base_config::base_settings("127.0.0.1:1");
         let env = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -45,7 +45,6 @@ use http_body_util::{BodyExt, Full};
 use opentelemetry::trace::FutureExt as _;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
-use tokio_util::sync::CancellationToken;
 
 use crate::db::Db;
 use crate::error::{ApiError, FieldError};
@@ -160,7 +159,7 @@ pub struct IdempotencyOptions {
     /// An in-flight row older than this is taken to be abandoned (its
     /// process died) and may be taken over by a retry.
     pub lock_timeout: Duration,
-    /// How often [`Idempotency::run_pruner`] deletes expired keys.
+    /// How often expired keys are deleted ([`crate::host::Wiring::idempotency`]).
     pub prune_interval: Duration,
 }
 
@@ -499,21 +498,6 @@ impl Idempotency {
             .execute(&mut *self.db.writer().await?)
             .await?;
         Ok(result.rows_affected())
-    }
-
-    /// Prunes now and then every `prune_interval`, until `cancel`.
-    pub async fn run_pruner(self, cancel: CancellationToken) {
-        loop {
-            match self.prune().await {
-                Ok(0) => {}
-                Ok(n) => log::info!("idempotency: pruned {n} expired keys"),
-                Err(e) => log::warn!("idempotency: cannot prune expired keys: {e}"),
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(self.options.prune_interval) => {}
-            }
-        }
     }
 }
 

@@ -7,9 +7,12 @@
 //!
 //! # Layout
 //!
-//! - Starting a service: [`config`] (layered settings), [`service`] (the
-//!   settings every service has, generated secrets), [`cli`] (flags, logging,
-//!   the start-up sequence behind `service_binary!`), [`logging`].
+//! - Starting a service: [`host`] (the [`host::Service`] trait a service
+//!   implements and the [`host::Host`] that connects and migrates the
+//!   database, wires the outbox, runs background jobs, serves and stops in
+//!   order), [`config`] (layered settings), [`base_config`] (the settings every
+//!   service has, generated secrets), [`cli`] (flags, logging, the binary's
+//!   start-up sequence), [`logging`].
 //! - Serving: [`server`] (the plain hyper-util accept loop: connection
 //!   limits, slow-header and idle cut-off, graceful drain), [`app`] (built-in
 //!   `/healthz` `/readyz` `/metrics`, request ids, the access log, errors
@@ -20,28 +23,32 @@
 //!   [`error`] (`ApiError`, `FieldError`), [`money`] (`Money`, `Currency`,
 //!   the default currency), [`pagination`], [`auth`] (user tokens, the
 //!   internal key), [`token_versions`] (revoked tokens).
-//! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations,
-//!   `TestDb`), [`client`] (outbound HTTP), [`messages`] (what services
-//!   send each other, typed, with target and path), [`outbox`],
-//!   [`idempotency`], [`webhook`] (`Shop-Signature`), [`retry`],
-//!   [`background`], [`sync`], [`time`].
-//! - Tests: [`testing`] (spawn on port 0, a recording server).
+//! - Data and neighbours: [`db`] (SQLite or PostgreSQL, migrations),
+//!   [`client`] (outbound HTTP), [`messages`] (what services send each
+//!   other, typed, with target and path), [`outbox`], [`idempotency`],
+//!   [`webhook`] (`Shop-Signature`), [`retry`], [`background`], [`mutex`]
+//!   (locks that survive a panicking holder), [`time`].
+//! - Tests, behind the `test-support` feature: `testing` (`TestApp<S>`,
+//!   spawn on port 0, a recording server), `db::TestDb`.
 
 pub mod app;
 pub mod auth;
 pub mod background;
+pub mod base_config;
 pub mod cli;
 pub mod client;
 pub mod conditional;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod host;
 pub mod idempotency;
 pub mod json;
 pub mod logging;
 pub mod messages;
 pub mod metrics;
 pub mod money;
+pub mod mutex;
 pub mod outbox;
 pub mod pagination;
 pub mod peers;
@@ -54,10 +61,9 @@ pub mod retry;
 pub mod router;
 pub mod secrets;
 pub mod server;
-pub mod service;
 pub mod shutdown;
-pub mod sync;
 pub mod telemetry;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod time;
 pub mod token_versions;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::sync::lock;
+use crate::mutex::lock;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -110,6 +110,73 @@ impl Default for OutboxOptions {
     }
 }
 
+/// Where a service's outbox delivers and how: the named receivers, the
+/// retry options, and per-target caps on the backoff. [`crate::host`]
+/// builds the [`Outbox`] from it.
+#[derive(Clone, Debug, Default)]
+pub struct Targets {
+    targets: HashMap<String, Target>,
+    options: OutboxOptions,
+    max_backoff: Vec<(String, Duration)>,
+}
+
+impl Targets {
+    /// No receivers: the service sends nothing through an outbox.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn new(options: OutboxOptions) -> Self {
+        Targets {
+            options,
+            ..Self::default()
+        }
+    }
+
+    /// A shop service's internal endpoint: the internal key as bearer.
+    pub fn internal(self, name: &str, base_url: &str, internal_key: &str) -> Self {
+        self.with(name, base_url, Auth::Bearer(internal_key.to_string()))
+    }
+
+    /// An endpoint that takes no credentials (stats' `POST /log`).
+    pub fn open(self, name: &str, base_url: &str) -> Self {
+        self.with(name, base_url, Auth::None)
+    }
+
+    /// A webhook receiver: each body signed with `secret`.
+    pub fn signed(self, name: &str, base_url: &str, secret: &str) -> Self {
+        self.with(name, base_url, Auth::Signature(secret.to_string()))
+    }
+
+    /// See [`Outbox::max_backoff_for`].
+    pub fn max_backoff(mut self, name: &str, max: Duration) -> Self {
+        self.max_backoff.push((name.to_string(), max));
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The deliverer for these targets on `db`, sending with `client`.
+    pub fn outbox(self, db: Db, client: HttpClient) -> Outbox {
+        let mut outbox = Outbox::new(db, client, self.targets, self.options);
+        for (name, max) in &self.max_backoff {
+            outbox = outbox.max_backoff_for(name, *max);
+        }
+        outbox
+    }
+
+    fn with(mut self, name: &str, base_url: &str, auth: Auth) -> Self {
+        let target = Target {
+            base_url: base_url.to_string(),
+            auth,
+        };
+        self.targets.insert(name.to_string(), target);
+        self
+    }
+}
+
 /// The background deliverer.
 #[derive(Clone)]
 pub struct Outbox {

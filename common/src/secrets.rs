@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use crate::service::keep_or_create_secret;
+use crate::base_config::keep_or_create_secret;
 
 /// One secret file and who must read it.
 #[derive(Debug, Clone, Copy)]

@@ -81,26 +81,13 @@ pub const SETTINGS: &[Setting] = &[
 
 impl ServerOptions {
     pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let max_connections: usize = config.get("max_connections")?;
-        if max_connections == 0 {
-            return Err(config.invalid("max_connections", "must be at least 1"));
-        }
         Ok(ServerOptions {
-            max_connections,
+            max_connections: config.positive("max_connections")?,
             header_read_timeout: config.duration("header_read_timeout")?,
-            body_read_timeout: nonzero(config, "body_read_timeout")?,
+            body_read_timeout: config.nonzero_duration("body_read_timeout")?,
             shutdown_timeout: config.duration("shutdown_timeout")?,
         })
     }
-}
-
-/// A duration setting that must be more than zero.
-fn nonzero(config: &Config, key: &str) -> Result<Duration, ConfigError> {
-    let d = config.duration(key)?;
-    if d.is_zero() {
-        return Err(config.invalid(key, "must be more than 0"));
-    }
-    Ok(d)
 }
 
 /// Serves `handler` on `listener` until `shutdown` completes, then drains.

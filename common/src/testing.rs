@@ -1,5 +1,11 @@
-//! Helpers for integration tests: run a service on a loopback port chosen
-//! by the kernel and stop it gracefully, as SIGTERM would.
+//! Helpers for integration tests: run a server on a loopback port chosen
+//! by the kernel and stop it gracefully, as SIGTERM would; [`TestApp`], the
+//! one harness of every service's tests; problem+json and metrics checks;
+//! a recording loopback server; a trickling client.
+
+mod app;
+
+pub use app::{with_token, Cred, TestApp, TestConfig};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,9 +53,16 @@ where
     F: FnOnce(TcpListener, Shutdown) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binding a loopback port");
+    spawn_on(loopback().await, serve)
+}
+
+/// Runs `serve(listener, shutdown)` in a task on a listener bound before
+/// (so its address could be given to a neighbour first).
+pub fn spawn_on<F, Fut>(listener: TcpListener, serve: F) -> Running
+where
+    F: FnOnce(TcpListener, Shutdown) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let addr = listener
         .local_addr()
         .expect("a bound socket has an address");
@@ -62,6 +75,28 @@ where
         addr,
         stop: Some(tx),
         handle,
+    }
+}
+
+/// A listener on a loopback port the kernel picks.
+pub async fn loopback() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding a loopback port")
+}
+
+/// Binds `addr` again after its server stopped (the kernel may need a
+/// moment to let go of it).
+pub async fn rebind(addr: SocketAddr) -> TcpListener {
+    let start = std::time::Instant::now();
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(_) if start.elapsed() < std::time::Duration::from_secs(10) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot bind {addr} again: {e}"),
+        }
     }
 }
 
@@ -201,7 +236,7 @@ impl Recorder {
         Recorder::serve(move |mut request, log| {
             let answer = answer.clone();
             async move {
-                let mut log = crate::sync::lock(&log);
+                let mut log = crate::mutex::lock(&log);
                 request.status = answer(&request, &log);
                 let status = http::StatusCode::from_u16(request.status)
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
@@ -267,7 +302,7 @@ impl Recorder {
                         http_body_util::Full::new(answer.bytes().await.unwrap_or_default());
                 }
                 request.status = resp.status().as_u16();
-                crate::sync::lock(&log).push(request);
+                crate::mutex::lock(&log).push(request);
                 resp
             }
         })
@@ -322,12 +357,12 @@ impl Recorder {
 
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
-        crate::sync::lock(&self.seen).clone()
+        crate::mutex::lock(&self.seen).clone()
     }
 
     /// Forgets the requests so far.
     pub fn clear(&self) {
-        crate::sync::lock(&self.seen).clear();
+        crate::mutex::lock(&self.seen).clear();
     }
 }
 

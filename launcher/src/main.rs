@@ -113,7 +113,7 @@ async fn main() -> ExitCode {
 
     let mut env = layout.shared_env(&data_dir);
     for (file, var) in SECRETS {
-        match common::service::dev_secret(&data_dir.join("secrets").join(file)) {
+        match common::base_config::dev_secret(&data_dir.join("secrets").join(file)) {
             Ok(secret) => env.push((var.to_string(), secret)),
             Err(e) => {
                 eprintln!(

@@ -3,13 +3,14 @@
 //! per-recipient abuse limit.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use common::base_config::{base_settings, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
-use common::service::{base_settings, BaseConfig};
+use common::host::Settings;
 use lettre::message::Mailbox;
 
 pub const NAME: &str = "mailer";
@@ -122,23 +123,13 @@ pub struct MailerConfig {
 /// 24 hours), and the rate limit counts rows inside its window.
 const MIN_KEEP: Duration = Duration::from_secs(24 * 3600);
 
-impl MailerConfig {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+impl Settings for MailerConfig {
+    fn base(&self) -> &BaseConfig {
+        &self.base
+    }
+
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let base = BaseConfig::from_config(config, NAME)?;
-        let positive = |key: &str| -> Result<i64, ConfigError> {
-            let n: i64 = config.get(key)?;
-            if n < 1 {
-                return Err(config.invalid(key, "must be at least 1"));
-            }
-            Ok(n)
-        };
-        let nonzero = |key: &str| -> Result<Duration, ConfigError> {
-            let d = config.duration(key)?;
-            if d.is_zero() {
-                return Err(config.invalid(key, "must be longer than zero"));
-            }
-            Ok(d)
-        };
         let transport = match config.raw("smtp_url") {
             Some(url) => {
                 // Parsed now so a typo stops the start, not the first send.
@@ -157,13 +148,13 @@ impl MailerConfig {
                 Mailbox::from_str(v).map_err(|e| format!("not a mailbox ({e})"))
             })?
             .ok_or_else(|| config.invalid("from_address", "is required"))?;
-        let retry_base = nonzero("retry_base")?;
-        let retry_max = nonzero("retry_max")?;
+        let retry_base = config.nonzero_duration("retry_base")?;
+        let retry_max = config.nonzero_duration("retry_max")?;
         if retry_max < retry_base {
             return Err(config.invalid("retry_max", "must not be shorter than retry_base"));
         }
-        let recipient_window = nonzero("recipient_window")?;
-        let keep_mails = nonzero("keep_mails")?;
+        let recipient_window = config.nonzero_duration("recipient_window")?;
+        let keep_mails = config.nonzero_duration("keep_mails")?;
         if keep_mails < MIN_KEEP.max(recipient_window) {
             return Err(config.invalid(
                 "keep_mails",
@@ -173,20 +164,31 @@ impl MailerConfig {
         Ok(MailerConfig {
             transport,
             from,
-            max_attempts: positive("max_attempts")?,
+            max_attempts: config.positive::<i64>("max_attempts")?,
             retry_base,
             retry_max,
-            send_timeout: nonzero("send_timeout")?,
-            recipient_limit: positive("recipient_limit")?,
+            send_timeout: config.nonzero_duration("send_timeout")?,
+            recipient_limit: config.positive::<i64>("recipient_limit")?,
             recipient_window,
             keep_mails,
-            poll_interval: nonzero("poll_interval")?,
+            poll_interval: config.nonzero_duration("poll_interval")?,
             base,
         })
     }
+}
 
+impl MailerConfig {
+    /// How long a claimed mail is reserved for the sender that claimed it:
+    /// longer than any attempt can take, so no two replicas send it at once.
+    pub fn lease(&self) -> Duration {
+        self.send_timeout + Duration::from_secs(30)
+    }
+}
+
+#[cfg(feature = "test-support")]
+impl common::testing::TestConfig for MailerConfig {
     /// Settings for tests: files under `data_dir/outbox`, fast retries.
-    pub fn for_tests(database_url: &str, data_dir: &Path) -> Self {
+    fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
         MailerConfig {
             base: BaseConfig::for_tests(database_url, data_dir),
             transport: TransportConfig::Files(data_dir.join("outbox")),
@@ -202,12 +204,6 @@ impl MailerConfig {
             keep_mails: Duration::from_secs(30 * 24 * 3600),
             poll_interval: Duration::from_millis(50),
         }
-    }
-
-    /// How long a claimed mail is reserved for the sender that claimed it:
-    /// longer than any attempt can take, so no two replicas send it at once.
-    pub fn lease(&self) -> Duration {
-        self.send_timeout + Duration::from_secs(30)
     }
 }
 

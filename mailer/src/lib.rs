@@ -1,7 +1,7 @@
-//! The mailer as a library: `main.rs` and the tests both build it with
-//! [`Mailer::start`] and serve it on a listener they bound.
+//! The mailer as a library: [`State`] is its [`Service`], which `main.rs`
+//! and the tests start in a [`common::host::Host`].
 //!
-//! Route (see [`router`]): the internal `POST /send_email/`.
+//! Route (see `router()`): the internal `POST /send_email/`.
 //!
 //! # Layout
 //!
@@ -12,7 +12,7 @@
 //!   limit), leasing due mail, recording attempts.
 //! - [`sender`]: the background loop that delivers and retries.
 //! - [`transport`]: SMTP through lettre, or `.eml` files in a directory.
-//! - this file: [`State`], [`router`], [`Mailer::start`].
+//! - this file: [`State`] and what the host needs of it.
 
 pub mod config;
 pub mod domain;
@@ -21,20 +21,20 @@ pub mod sender;
 pub mod store;
 pub mod transport;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::auth::TokenKeys;
 use common::background::Tasks;
-use common::db::{Db, DbError};
+use common::db::DbError;
+use common::host::{Service, Wiring};
 use common::messages::{Message, SendEmail};
 use common::time::now_ms;
-use common::{App, Router};
-use tokio::net::TcpListener;
+use common::Router;
+use sqlx::migrate::Migrator;
 use tokio::sync::Notify;
 
-use crate::config::MailerConfig;
+use crate::config::{MailerConfig, TransportConfig};
 use crate::sender::Sender;
 use crate::store::Store;
 use crate::transport::Transport;
@@ -57,80 +57,56 @@ pub enum StartError {
     Transport(String),
 }
 
-/// A running mailer's state plus its background tasks.
-pub struct Mailer {
-    pub state: Arc<State>,
-    background: Tasks,
-}
-
-pub fn router() -> Router<State> {
-    Router::new().post(SendEmail::PATH, handlers::send_email)
-}
-
 /// How often finished mail older than `keep_mails` is deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-impl Mailer {
-    /// Connects and migrates the database, prepares the transport, and
-    /// starts the sender and the pruning of old mail.
-    pub async fn start(config: MailerConfig) -> Result<Mailer, StartError> {
+impl Service for State {
+    type Config = MailerConfig;
+    type StartError = StartError;
+    const NAME: &'static str = config::NAME;
+    const MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+    /// Prepares the transport and starts the sender: an attempt under way
+    /// at shutdown is finished and recorded first.
+    async fn build(config: MailerConfig, wiring: Wiring<'_>) -> Result<State, StartError> {
         let transport = Transport::new(&config.transport, config.send_timeout)
             .map_err(StartError::Transport)?;
-        let db = Db::connect(
-            &config.base.database_url,
-            config.base.database_max_connections,
-            sqlx::migrate!("./migrations"),
-        )
-        .await?;
-        let store = Store { db };
+        let store = Store { db: wiring.db };
         let wake = Arc::new(Notify::new());
         let sender = Sender::new(&config, store.clone(), transport, wake.clone());
-        let state = Arc::new(State {
+        wiring.jobs.spawn(|stop| sender.run(stop));
+        Ok(State {
             keys: config.base.token_keys(3600),
             store,
             wake,
             config,
-        });
-        let mut background = Tasks::new();
-        background.spawn(|stop| sender.run(stop));
-        let pruning = state.clone();
-        background.every(PRUNE_EVERY, move || {
-            let state = pruning.clone();
-            async move {
-                let before = now_ms() - state.config.keep_mails.as_millis() as i64;
-                match state.store.prune(before).await {
-                    Ok(0) => {}
-                    Ok(n) => log::info!("deleted {n} finished mails past their keep time"),
-                    Err(e) => log::warn!("cannot prune old mail: {e}"),
+        })
+    }
+
+    fn router() -> Router<State> {
+        Router::new().post(SendEmail::PATH, handlers::send_email)
+    }
+
+    /// The pruning of finished mail past its keep time.
+    async fn jobs(state: &Arc<State>, jobs: &mut Tasks) {
+        let state = state.clone();
+        jobs.prune_every(
+            PRUNE_EVERY,
+            "finished mails past their keep time",
+            move || {
+                let state = state.clone();
+                async move {
+                    let before = now_ms() - state.config.keep_mails.as_millis() as i64;
+                    state.store.prune(before).await
                 }
-            }
-        });
-        Ok(Mailer { state, background })
+            },
+        );
     }
 
-    pub fn app(&self) -> App<State> {
-        App::new(config::NAME, self.state.clone(), router())
-            .body_limit(self.state.config.base.body_limit)
-            .readiness(|s: Arc<State>| async move { s.store.db.ping().await })
-    }
-
-    /// Serves until `shutdown`, then stops the background tasks (an attempt
-    /// under way is finished and recorded first).
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let options = self.state.config.base.server.clone();
-        self.app().serve(listener, options, shutdown).await;
-        self.background.shutdown().await;
-        self.state.store.db.pool.close().await;
+    fn describe(config: &MailerConfig) -> String {
+        match &config.transport {
+            TransportConfig::Smtp(url) => format!("mail over SMTP {url:?}"),
+            TransportConfig::Files(dir) => format!("mail as .eml files in {}", dir.display()),
+        }
     }
 }
-
-// How the `mailer` binary drives the service (see `common::cli`).
-common::service_binary!(
-    Mailer,
-    MailerConfig,
-    StartError,
-    describe = |s| match &s.state.config.transport {
-        config::TransportConfig::Smtp(url) => format!("mail over SMTP {url:?}"),
-        config::TransportConfig::Files(dir) => format!("mail as .eml files in {}", dir.display()),
-    }
-);

@@ -5,5 +5,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::cli::run::<mailer::Mailer>(mailer::config::binary()).await
+    common::cli::run::<mailer::State>(mailer::config::binary()).await
 }

@@ -2,15 +2,15 @@
 //! key merchants authenticate with, where the signed webhooks go, how long
 //! idempotency keys live, and the fault-injection knobs.
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::auth::MIN_SECRET_LEN;
+use common::base_config::{base_settings, secret_or_dev, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
+use common::host::Settings;
 use common::idempotency::IdempotencyOptions;
 use common::outbox::OutboxOptions;
-use common::service::{base_settings, secret_or_dev, BaseConfig};
 
 use crate::faults::Faults;
 
@@ -86,8 +86,12 @@ pub struct PaymentsConfig {
     pub outbox: OutboxOptions,
 }
 
-impl PaymentsConfig {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+impl Settings for PaymentsConfig {
+    fn base(&self) -> &BaseConfig {
+        &self.base
+    }
+
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let base = BaseConfig::from_config(config, NAME)?;
         let server_keys: Vec<String> = secret_or_dev(config, "server_key", &base.data_dir)?
             .split(',')
@@ -101,11 +105,7 @@ impl PaymentsConfig {
                 format!("each key must be at least {MIN_SECRET_LEN} characters"),
             ));
         }
-        let webhook_url: String = config.get("webhook_url")?;
-        match url::Url::parse(&webhook_url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
-            _ => return Err(config.invalid("webhook_url", "expected an http:// or https:// URL")),
-        }
+        let webhook_url = config.http_url("webhook_url")?;
         let latency_ms = config
             .parse_with("latency_ms", Faults::parse_latency)?
             .unwrap_or((0, 0));
@@ -145,10 +145,13 @@ impl PaymentsConfig {
             base,
         })
     }
+}
 
+#[cfg(feature = "test-support")]
+impl common::testing::TestConfig for PaymentsConfig {
     /// Settings for tests: the given database, one server key, webhooks to
     /// a port nothing listens on, quick outbox retries.
-    pub fn for_tests(database_url: &str, data_dir: &Path) -> Self {
+    fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
         PaymentsConfig {
             base: BaseConfig::for_tests(database_url, data_dir),
             server_keys: vec!["test-server-key-test-server-key-0001".to_string()],
@@ -172,7 +175,7 @@ mod tests {
 
     use super::*;
 
-    fn load(env: &[(&str, &str)], dir: &Path) -> Result<PaymentsConfig, ConfigError> {
+    fn load(env: &[(&str, &str)], dir: &std::path::Path) -> Result<PaymentsConfig, ConfigError> {
         let mut env: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -5,5 +5,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::cli::run::<payments_mock::Payments>(payments_mock::config::binary()).await
+    common::cli::run::<payments_mock::State>(payments_mock::config::binary()).await
 }

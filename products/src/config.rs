@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use common::base_config::{base_settings, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
-use common::service::{base_settings, BaseConfig};
+use common::host::Settings;
 
 pub const NAME: &str = "products";
 
@@ -52,8 +53,12 @@ const MAX_CACHE_AGE: Duration = Duration::from_secs(24 * 3600);
 /// total at a second.
 const MAX_READ_CACHE_TTL: Duration = Duration::from_secs(60);
 
-impl ProductsConfig {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+impl Settings for ProductsConfig {
+    fn base(&self) -> &BaseConfig {
+        &self.base
+    }
+
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let cache_max_age = config.duration("cache_max_age")?;
         if cache_max_age > MAX_CACHE_AGE {
             return Err(config.invalid("cache_max_age", "must be at most 24h"));
@@ -69,9 +74,12 @@ impl ProductsConfig {
             read_cache_max_bytes: config.get("read_cache_max_bytes")?,
         })
     }
+}
 
+#[cfg(feature = "test-support")]
+impl common::testing::TestConfig for ProductsConfig {
     /// Settings for tests: the given database, port 0, fixed secrets.
-    pub fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
+    fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
         ProductsConfig {
             base: BaseConfig::for_tests(database_url, data_dir),
             cache_max_age: Duration::from_secs(30),

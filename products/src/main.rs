@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Command;
 use common::cli::{fail, serve, start, Started};
 use products::config::binary;
-use products::Products;
+use products::State;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -15,15 +15,15 @@ async fn main() -> ExitCode {
     let cmd = binary.command().subcommand(Command::new("seed").about(
         "Load the bundled demo catalog; products loaded before are left alone, so running it twice adds nothing",
     ));
-    let (matches, service) = match start::<Products>(&binary, cmd).await {
-        Started::Service(matches, service) => (matches, service),
+    let (matches, host) = match start::<State>(&binary, cmd).await {
+        Started::Service(matches, host) => (matches, host),
         Started::Exit(code) => return code,
     };
     if matches.subcommand_matches("seed").is_none() {
-        return serve(&binary, service).await;
+        return serve(&binary, host).await;
     }
-    let result = products::seed(&service.state.store).await;
-    service.state.store.db.pool.close().await;
+    let result = products::seed(&host.state.store).await;
+    host.stop().await;
     match result {
         Ok(n) => {
             println!("demo catalog: {n} products added");

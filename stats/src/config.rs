@@ -1,12 +1,12 @@
 //! The stats service's settings: the shared base plus retention and the
 //! shape of the batched write path.
 
-use std::path::Path;
 use std::time::Duration;
 
+use common::base_config::{base_settings, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
-use common::service::{base_settings, BaseConfig};
+use common::host::Settings;
 
 pub const NAME: &str = "stats";
 
@@ -59,16 +59,13 @@ pub struct StatsConfig {
     pub flush_interval: Duration,
 }
 
-impl StatsConfig {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let positive = |key: &str| -> Result<usize, ConfigError> {
-            let n: usize = config.get(key)?;
-            if n == 0 {
-                return Err(config.invalid(key, "must be at least 1"));
-            }
-            Ok(n)
-        };
-        let days = positive("retention_days")?;
+impl Settings for StatsConfig {
+    fn base(&self) -> &BaseConfig {
+        &self.base
+    }
+
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        let days = config.positive::<usize>("retention_days")?;
         if days > 36_500 {
             return Err(config.invalid("retention_days", "must be at most 36500"));
         }
@@ -84,15 +81,18 @@ impl StatsConfig {
         Ok(StatsConfig {
             base: BaseConfig::from_config(config, NAME)?,
             retention: Duration::from_secs(days as u64 * 24 * 3600),
-            queue_capacity: positive("queue_capacity")?,
+            queue_capacity: config.positive::<usize>("queue_capacity")?,
             queue_wait,
-            batch_size: positive("batch_size")?,
+            batch_size: config.positive::<usize>("batch_size")?,
             flush_interval,
         })
     }
+}
 
+#[cfg(feature = "test-support")]
+impl common::testing::TestConfig for StatsConfig {
     /// Settings for tests: the given database, quick flushes.
-    pub fn for_tests(database_url: &str, data_dir: &Path) -> Self {
+    fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
         StatsConfig {
             base: BaseConfig::for_tests(database_url, data_dir),
             retention: Duration::from_secs(90 * 24 * 3600),

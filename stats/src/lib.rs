@@ -1,7 +1,7 @@
-//! The stats service as a library: `main.rs` and the tests both build it
-//! with [`Stats::start`] and serve it on a listener they bound.
+//! The stats service as a library: [`State`] is its [`Service`], which
+//! `main.rs` and the tests start in a [`common::host::Host`].
 //!
-//! Routes (see [`router`]): `POST /log` (public), and the internal
+//! Routes (see `router()`): `POST /log` (public), and the internal
 //! `GET /log` and `GET /log/summary`.
 //!
 //! # Layout
@@ -13,7 +13,7 @@
 //! - [`writer`]: the bounded queue and the batching writer task behind
 //!   `POST /log`.
 //! - [`store`]: all SQL: batched inserts, range reads, counts, retention.
-//! - this file: [`State`], [`router`], [`Stats::start`].
+//! - this file: [`State`] and what the host needs of it.
 
 pub mod config;
 pub mod domain;
@@ -21,17 +21,17 @@ mod handlers;
 pub mod store;
 pub mod writer;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::auth::TokenKeys;
 use common::background::Tasks;
-use common::db::{Db, DbError};
+use common::db::DbError;
+use common::host::{Service, Wiring};
 use common::messages::{Message, StatsEvent};
 use common::time::now_ms;
-use common::{App, Router};
-use tokio::net::TcpListener;
+use common::Router;
+use sqlx::migrate::Migrator;
 
 use crate::config::StatsConfig;
 use crate::store::Store;
@@ -46,39 +46,19 @@ pub struct State {
     pub ingest: Ingest,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Db(#[from] DbError),
-}
-
-/// A running stats service's state plus its background tasks.
-pub struct Stats {
-    pub state: Arc<State>,
-    background: Tasks,
-}
-
-pub fn router() -> Router<State> {
-    Router::new()
-        .post(StatsEvent::PATH, handlers::log_event)
-        .get(StatsEvent::PATH, handlers::list)
-        .get("/log/summary", handlers::summary)
-}
-
 /// How often retention runs (also once at start).
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-impl Stats {
-    /// Connects and migrates the database, and starts the event writer and
-    /// the retention task.
-    pub async fn start(config: StatsConfig) -> Result<Stats, StartError> {
-        let db = Db::connect(
-            &config.base.database_url,
-            config.base.database_max_connections,
-            sqlx::migrate!("./migrations"),
-        )
-        .await?;
-        let store = Store { db };
+impl Service for State {
+    type Config = StatsConfig;
+    type StartError = DbError;
+    const NAME: &'static str = config::NAME;
+    const MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+    /// Starts the event writer: the writer stores every accepted event
+    /// before the host's stop returns.
+    async fn build(config: StatsConfig, wiring: Wiring<'_>) -> Result<State, DbError> {
+        let store = Store { db: wiring.db };
         writer::zero_counters();
         let (ingest, writer) = writer::channel(
             store.clone(),
@@ -86,54 +66,40 @@ impl Stats {
             config.batch_size,
             config.flush_interval,
         );
-        let state = Arc::new(State {
+        wiring.jobs.spawn(|stop| writer.run(stop));
+        Ok(State {
             keys: config.base.token_keys(3600),
             store,
             ingest,
             config,
-        });
-        let mut background = Tasks::new();
-        background.spawn(|stop| writer.run(stop));
-        let retention = state.clone();
-        background.spawn(|stop| async move {
-            loop {
-                retention.apply_retention().await;
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(RETENTION_EVERY) => {}
-                }
-            }
-        });
-        Ok(Stats { state, background })
+        })
     }
 
-    pub fn app(&self) -> App<State> {
-        App::new(config::NAME, self.state.clone(), router())
-            .body_limit(self.state.config.base.body_limit)
-            .readiness(|s: Arc<State>| async move { s.store.db.ping().await })
+    fn router() -> Router<State> {
+        Router::new()
+            .post(StatsEvent::PATH, handlers::log_event)
+            .get(StatsEvent::PATH, handlers::list)
+            .get("/log/summary", handlers::summary)
     }
 
-    /// Serves until `shutdown`, then stops the background tasks; the writer
-    /// stores every accepted event before this returns.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let options = self.state.config.base.server.clone();
-        self.app().serve(listener, options, shutdown).await;
-        self.background.shutdown().await;
-        self.state.store.db.pool.close().await;
+    /// Retention: at start and every hour.
+    async fn jobs(state: &Arc<State>, jobs: &mut Tasks) {
+        let state = state.clone();
+        jobs.prune_now_and_every(
+            RETENTION_EVERY,
+            "events older than the retention period",
+            move || {
+                let state = state.clone();
+                async move { state.apply_retention().await }
+            },
+        );
     }
 }
 
 impl State {
-    /// Deletes events older than the retention period.
-    pub async fn apply_retention(&self) {
+    /// Deletes events older than the retention period; returns how many.
+    pub async fn apply_retention(&self) -> Result<u64, sqlx::Error> {
         let before = now_ms() - self.config.retention.as_millis() as i64;
-        match self.store.delete_before(before).await {
-            Ok(0) => {}
-            Ok(n) => log::info!("deleted {n} events older than the retention period"),
-            Err(e) => log::warn!("cannot delete old events: {e}"),
-        }
+        self.store.delete_before(before).await
     }
 }
-
-// How the `stats` binary drives the service (see `common::cli`).
-common::service_binary!(Stats, StatsConfig, StartError);

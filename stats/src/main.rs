@@ -5,5 +5,5 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::cli::run::<stats::Stats>(stats::config::binary()).await
+    common::cli::run::<stats::State>(stats::config::binary()).await
 }

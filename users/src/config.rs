@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use common::base_config::{base_settings, BaseConfig};
 use common::cli::Binary;
 use common::config::{Config, ConfigError, Setting};
+use common::host::Settings;
 use common::peers::TrustedPeers;
-use common::service::{base_settings, BaseConfig};
 
 pub const NAME: &str = "users";
 
@@ -112,15 +113,12 @@ pub struct UsersConfig {
     pub hash_concurrency: usize,
 }
 
-impl UsersConfig {
-    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
-        let positive = |key: &str| -> Result<u32, ConfigError> {
-            let n: u32 = config.get(key)?;
-            if n == 0 {
-                return Err(config.invalid(key, "must be at least 1"));
-            }
-            Ok(n)
-        };
+impl Settings for UsersConfig {
+    fn base(&self) -> &BaseConfig {
+        &self.base
+    }
+
+    fn from_config(config: &Config) -> Result<Self, ConfigError> {
         let admin = match (config.raw("admin_email"), config.raw("admin_password")) {
             (Some(e), Some(p)) => Some((e.to_string(), p.to_string())),
             // `users create-admin --email E` reads SHOP_ADMIN_PASSWORD alone.
@@ -142,22 +140,25 @@ impl UsersConfig {
         Ok(UsersConfig {
             base: BaseConfig::from_config(config, NAME)?,
             token_ttl: config.duration("token_ttl")?,
-            mailer_url: config.get("mailer_url")?,
-            stats_url: config.get("stats_url")?,
-            products_url: config.get("products_url")?,
-            cart_url: config.get("cart_url")?,
+            mailer_url: config.base_url("mailer_url")?,
+            stats_url: config.base_url("stats_url")?,
+            products_url: config.base_url("products_url")?,
+            cart_url: config.base_url("cart_url")?,
             admin,
             admin_strict: config.flag("admin_strict")?,
-            login_attempts_per_email: positive("login_attempts_per_email")?,
-            login_attempts_per_ip: positive("login_attempts_per_ip")?,
-            registrations_per_ip: positive("registrations_per_ip")?,
+            login_attempts_per_email: config.positive("login_attempts_per_email")?,
+            login_attempts_per_ip: config.positive("login_attempts_per_ip")?,
+            registrations_per_ip: config.positive("registrations_per_ip")?,
             trusted_proxies,
             hash_concurrency,
         })
     }
+}
 
+#[cfg(feature = "test-support")]
+impl common::testing::TestConfig for UsersConfig {
     /// Settings for tests: the given database, unreachable neighbours.
-    pub fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
+    fn for_tests(database_url: &str, data_dir: &std::path::Path) -> Self {
         UsersConfig {
             base: BaseConfig::for_tests(database_url, data_dir),
             token_ttl: Duration::from_secs(3600),

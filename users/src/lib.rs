@@ -1,7 +1,7 @@
-//! The users service as a library: `main.rs` and the tests both build it
-//! with [`Users::start`] and serve it on a listener they bound.
+//! The users service as a library: [`State`] is its [`Service`], which
+//! `main.rs` and the tests start in a [`common::host::Host`].
 //!
-//! Routes (see [`router`]): `POST /user/`, `POST /user/login`,
+//! Routes (see `router()`): `POST /user/`, `POST /user/login`,
 //! `GET|PUT|DELETE /user/{id}`.
 //!
 //! # Layout
@@ -14,8 +14,8 @@
 //! - [`ratelimit`]: login throttling per email and per client address.
 //! - [`store`]: all SQL; registration writes the welcome email and the
 //!   `user_registered` event into the outbox in the same transaction.
-//! - this file: [`State`], [`router`], [`Users::start`] (database, admin
-//!   bootstrap, background tasks) and [`ensure_admin`].
+//! - this file: [`State`] and what the host needs of it (outbox targets,
+//!   the admin bootstrap, background jobs).
 
 pub mod admin;
 pub mod config;
@@ -25,20 +25,18 @@ pub mod password;
 pub mod ratelimit;
 pub mod store;
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::auth::TokenKeys;
 use common::background::Tasks;
-use common::client::HttpClient;
-use common::db::{Db, DbError};
+use common::db::DbError;
+use common::host::{Service, Wiring};
 use common::messages::target;
-use common::outbox::{Auth, Outbox, OutboxOptions, Target, DELIVERY_TIMEOUT};
-use common::{App, Router};
-use tokio::net::TcpListener;
+use common::outbox::{Outbox, OutboxOptions, Targets};
+use common::Router;
+use sqlx::migrate::Migrator;
 
 use crate::admin::{AdminError, IfAdmin};
 use crate::config::UsersConfig;
@@ -69,67 +67,30 @@ pub enum StartError {
     Admin(#[from] AdminError),
 }
 
-/// A running users service's state plus its background tasks.
-pub struct Users {
-    pub state: Arc<State>,
-    background: Tasks,
-}
+impl Service for State {
+    type Config = UsersConfig;
+    type StartError = StartError;
+    const NAME: &'static str = config::NAME;
+    const MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
-pub fn router() -> Router<State> {
-    Router::new()
-        .post("/user/", handlers::register)
-        .post("/user/login", handlers::login)
-        .get("/user/{id}", handlers::get)
-        .put("/user/{id}", handlers::update)
-        .delete("/user/{id}", handlers::delete)
-}
-
-impl Users {
-    /// Connects and migrates the database, bootstraps the admin, and starts
-    /// the outbox deliverer and limiter pruning.
-    pub async fn start(config: UsersConfig) -> Result<Users, StartError> {
-        let db = Db::connect(
-            &config.base.database_url,
-            config.base.database_max_connections,
-            sqlx::migrate!("./migrations"),
-        )
-        .await?;
-        let client = HttpClient::new(Duration::from_secs(2), DELIVERY_TIMEOUT);
-        let targets = HashMap::from([
-            (
-                target::MAILER.to_string(),
-                Target {
-                    base_url: config.mailer_url.clone(),
-                    auth: Auth::Bearer(config.base.internal_key.clone()),
-                },
-            ),
-            (
-                target::STATS.to_string(),
-                Target {
-                    base_url: config.stats_url.clone(),
-                    auth: Auth::None,
-                },
-            ),
-            (
-                "products".to_string(),
-                Target {
-                    base_url: config.products_url.clone(),
-                    auth: Auth::Bearer(config.base.internal_key.clone()),
-                },
-            ),
-            (
-                "cart".to_string(),
-                Target {
-                    base_url: config.cart_url.clone(),
-                    auth: Auth::Bearer(config.base.internal_key.clone()),
-                },
-            ),
-        ]);
-        let mut outbox = Outbox::new(db.clone(), client, targets, OutboxOptions::default());
+    /// The welcome mail, the registration events, and the token
+    /// revocations every verifier must hear of soon.
+    fn outbox(config: &UsersConfig) -> Targets {
+        let key = &config.base.internal_key;
+        let mut targets = Targets::new(OutboxOptions::default())
+            .internal(target::MAILER, &config.mailer_url, key)
+            .open(target::STATS, &config.stats_url)
+            .internal("products", &config.products_url, key)
+            .internal("cart", &config.cart_url, key);
         for verifier in store::TOKEN_VERIFIERS {
-            outbox = outbox.max_backoff_for(verifier, REVOCATION_MAX_BACKOFF);
+            targets = targets.max_backoff(verifier, REVOCATION_MAX_BACKOFF);
         }
-        let state = Arc::new(State {
+        targets
+    }
+
+    /// Builds the state and bootstraps the admin account, if configured.
+    async fn build(config: UsersConfig, wiring: Wiring<'_>) -> Result<State, StartError> {
+        let state = State {
             keys: config.base.token_keys(config.token_ttl.as_secs() as i64),
             hasher: Hasher::new(config.hash_concurrency),
             limiter: LoginLimiter::new(
@@ -137,10 +98,10 @@ impl Users {
                 config.login_attempts_per_ip,
             ),
             registrations: PerMinute::new(config.registrations_per_ip),
-            store: Store { db },
-            outbox: outbox.clone(),
+            store: Store { db: wiring.db },
+            outbox: wiring.outbox,
             config,
-        });
+        };
         if let Some((email, password)) = state.config.admin.clone() {
             match admin::create(&state, &email, &password, IfAdmin::Keep).await {
                 Ok(outcome) => log::info!("admin account {email}: {outcome}"),
@@ -152,10 +113,22 @@ impl Users {
                 Err(e) => return Err(e.into()),
             }
         }
-        let mut background = Tasks::new();
-        background.spawn(|stop| outbox.run(stop));
+        Ok(state)
+    }
+
+    fn router() -> Router<State> {
+        Router::new()
+            .post("/user/", handlers::register)
+            .post("/user/login", handlers::login)
+            .get("/user/{id}", handlers::get)
+            .put("/user/{id}", handlers::update)
+            .delete("/user/{id}", handlers::delete)
+    }
+
+    /// Limiter pruning, and the refresh of trusted proxies given by name.
+    async fn jobs(state: &Arc<State>, jobs: &mut Tasks) {
         let pruning = state.clone();
-        background.every(Duration::from_secs(60), move || {
+        jobs.every(Duration::from_secs(60), move || {
             pruning.limiter.prune();
             pruning.registrations.prune();
             std::future::ready(())
@@ -165,35 +138,10 @@ impl Users {
         let peers = state.config.trusted_proxies.clone();
         if !peers.hosts().is_empty() {
             peers.refresh().await;
-            background.every(common::peers::REFRESH_EVERY, move || {
+            jobs.every(common::peers::REFRESH_EVERY, move || {
                 let peers = peers.clone();
                 async move { peers.refresh().await }
             });
         }
-        Ok(Users { state, background })
-    }
-
-    pub fn app(&self) -> App<State> {
-        let state = self.state.clone();
-        App::new(config::NAME, state, router())
-            .body_limit(self.state.config.base.body_limit)
-            .readiness(|s: Arc<State>| async move { s.store.db.ping().await })
-    }
-
-    /// Serves until `shutdown`, then stops the background tasks.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        let options = self.state.config.base.server.clone();
-        self.app().serve(listener, options, shutdown).await;
-        self.stop().await;
-    }
-
-    /// Stops the background tasks (a delivery under way is finished and
-    /// recorded, not cut off) and closes the pool.
-    pub async fn stop(self) {
-        self.background.shutdown().await;
-        self.state.store.db.pool.close().await;
     }
 }
-
-// How the `users` binary drives the service (see `common::cli`).
-common::service_binary!(Users, UsersConfig, StartError);

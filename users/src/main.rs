@@ -9,7 +9,7 @@ use clap::{Arg, ArgGroup, Command};
 use common::cli::{fail, serve, start_with, Started};
 use users::admin::{self, IfAdmin};
 use users::config::binary;
-use users::Users;
+use users::State;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,34 +28,33 @@ async fn main() -> ExitCode {
     // The operator's create-admin acts on the admin account itself; the
     // bootstrap from admin_email must not act first (with admin_strict,
     // its refusal would stop the very command that resolves it).
-    let (matches, service) = match start_with::<Users>(&binary, cmd, |m, config| {
+    let (matches, host) = match start_with::<State>(&binary, cmd, |m, config| {
         if m.subcommand_matches("create-admin").is_some() {
             config.admin = None;
         }
     })
     .await
     {
-        Started::Service(matches, service) => (matches, service),
+        Started::Service(matches, host) => (matches, host),
         Started::Exit(code) => return code,
     };
     let Some(args) = matches.subcommand_matches("create-admin") else {
-        return serve(&binary, service).await;
+        return serve(&binary, host).await;
     };
     let (email, result) = match args.get_one::<String>("promote") {
-        Some(email) => (email, admin::promote(&service.state, email).await),
+        Some(email) => (email, admin::promote(&host.state, email).await),
         None => {
             let email = args
                 .get_one::<String>("email")
                 .expect("clap requires --email or --promote");
             let password = password(email);
-            let result =
-                admin::create(&service.state, email, &password, IfAdmin::ResetPassword).await;
+            let result = admin::create(&host.state, email, &password, IfAdmin::ResetPassword).await;
             (email, result)
         }
     };
     // A revocation the change queued is left to the running service unless
     // this process's deliverer has it in hand; then it finishes first.
-    service.stop().await;
+    host.stop().await;
     match result {
         Ok(outcome) => {
             println!("admin {email}: {outcome}");

@@ -687,10 +687,10 @@ async fn a_hanging_payment_provider_hangs_neither_reads_nor_checkout() {
     shop.add(&uid, &token, &tea, 1).await;
     let (hole, _keep) = black_hole().await;
     shop.stop_cart().await;
-    shop.cart_config.payments_url = hole;
+    shop.cart.config.payments_url = hole;
     shop.start_cart_again().await;
     // The orders are pending and old enough to be checked on read.
-    tokio::time::sleep(shop.cart_config.reconcile_after).await;
+    tokio::time::sleep(shop.cart.config.reconcile_after).await;
 
     let started = Instant::now();
     let list: Value = shop
@@ -977,7 +977,7 @@ async fn a_purchase_is_paid_within_5s_and_confirmed_by_one_email() {
     assert!(email.body["body"].as_str().unwrap().contains("9.00 USD"));
     assert_eq!(
         email.authorization,
-        format!("Bearer {}", shop.cart_config.base.internal_key)
+        format!("Bearer {}", shop.cart.config.base.internal_key)
     );
     eventually(Duration::from_secs(5), "an order_paid event", || async {
         (shop.receiver.events("order_paid").len() == 1).then_some(())

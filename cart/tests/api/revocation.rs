@@ -19,7 +19,7 @@ async fn announce(shop: &Shop, credential: Option<&str>, body: &Value) -> reqwes
 }
 
 async fn announce_ok(shop: &Shop, body: Value) {
-    let key = shop.cart_config.base.internal_key.clone();
+    let key = shop.cart.config.base.internal_key.clone();
     let resp = announce(shop, Some(&key), &body).await;
     assert_eq!(resp.status(), 200, "{body}");
 }

@@ -1,98 +1,21 @@
 //! Test harness: a small shop per test. The real products and payments-mock
-//! services run in-process on loopback ports, each with a fresh database
-//! (SQLite, or PostgreSQL when `TEST_DATABASE_URL` is set); a recording
-//! loopback receiver stands in for the mailer and stats; the cart runs on
-//! a port bound before payments starts, so payments' webhooks can reach it,
-//! and it can be stopped and restarted on that same port. Every service
-//! shares the fixed test secrets of the `for_tests` configurations.
+//! services run in-process in common's [`TestApp`], each with a fresh
+//! database (SQLite, or PostgreSQL when `TEST_DATABASE_URL` is set); a
+//! recording loopback receiver stands in for the mailer and stats; the
+//! cart runs on a port bound before payments starts, so payments' webhooks
+//! can reach it, and each can be stopped and restarted on its same port.
+//! Every service shares the fixed test secrets of the `for_tests`
+//! configurations.
 
 use std::future::Future;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cart::config::CartConfig;
-use cart::Cart;
 use common::auth::{Role, TokenKeys};
 use common::db::TestDb;
-use common::testing::Recorder;
-use payments_mock::config::PaymentsConfig;
-use payments_mock::Payments;
-use products::config::ProductsConfig;
-use products::Products;
+use common::testing::{loopback, with_token, Recorder, TestApp};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// A server running in this process on a known address.
-pub struct Server {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    fn start<F, Fut>(listener: TcpListener, serve: F) -> Server
-    where
-        F: FnOnce(TcpListener, Pin) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let shutdown: Pin = Box::pin(async move {
-            let _ = rx.await;
-        });
-        Server {
-            addr,
-            stop: Some(tx),
-            handle: Some(tokio::spawn(serve(listener, shutdown))),
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// Graceful stop, as SIGTERM would; returns when serving has ended.
-    pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-type Pin = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
-
-async fn bind_any() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
-}
-
-/// Binds `addr` again after its server stopped (the kernel may need a
-/// moment to let go of it).
-async fn rebind(addr: SocketAddr) -> TcpListener {
-    let start = Instant::now();
-    loop {
-        match TcpListener::bind(addr).await {
-            Ok(l) => return l,
-            Err(e) if start.elapsed() < Duration::from_secs(10) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot bind {addr} again: {e}"),
-        }
-    }
-}
 
 pub const TOKEN_SECRET: &str = "test-token-secret-test-token-secret";
 
@@ -117,14 +40,9 @@ pub struct Shop {
     pub client: reqwest::Client,
     pub keys: TokenKeys,
     pub receiver: Receiver,
-    pub products: Server,
-    pub payments: Server,
-    pub cart: Server,
-    pub cart_config: CartConfig,
-    products_config: ProductsConfig,
-    payments_config: PaymentsConfig,
-    _dbs: Vec<TestDb>,
-    _dir: tempfile::TempDir,
+    pub products: TestApp<products::State>,
+    pub payments: TestApp<payments_mock::State>,
+    pub cart: TestApp<cart::State>,
 }
 
 pub async fn shop() -> Shop {
@@ -132,32 +50,33 @@ pub async fn shop() -> Shop {
 }
 
 pub async fn shop_with(options: Options) -> Shop {
-    let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start().await;
     // Creating a PostgreSQL database takes a while; three at once.
     let (products_db, payments_db, cart_db) =
         tokio::join!(TestDb::new(), TestDb::new(), TestDb::new());
 
-    let products_config = ProductsConfig::for_tests(&products_db.url, dir.path());
-    let products = start_products(products_config.clone(), bind_any().await).await;
+    let products =
+        TestApp::<products::State>::spawn_on(products_db, loopback().await, |_| {}).await;
 
     // The cart's port first: payments must know where its webhooks go.
-    let cart_listener = bind_any().await;
+    let cart_listener = loopback().await;
     let cart_addr = cart_listener.local_addr().unwrap();
 
-    let mut payments_config = PaymentsConfig::for_tests(&payments_db.url, dir.path());
-    if options.webhooks {
-        payments_config.webhook_url = format!("http://{cart_addr}/internal/payments/webhook");
-    }
-    let payments = start_payments(payments_config.clone(), bind_any().await).await;
+    let payments = TestApp::<payments_mock::State>::spawn_on(payments_db, loopback().await, |c| {
+        if options.webhooks {
+            c.webhook_url = format!("http://{cart_addr}/internal/payments/webhook");
+        }
+    })
+    .await;
 
-    let mut cart_config = CartConfig::for_tests(&cart_db.url, dir.path());
-    cart_config.products_url = products.url("");
-    cart_config.payments_url = payments.url("");
-    cart_config.mailer_url = receiver.url();
-    cart_config.stats_url = receiver.url();
-    (options.cart)(&mut cart_config);
-    let cart = start_cart(cart_config.clone(), cart_listener).await;
+    let cart = TestApp::<cart::State>::spawn_on(cart_db, cart_listener, |c| {
+        c.products_url = products.url("");
+        c.payments_url = payments.url("");
+        c.mailer_url = receiver.url();
+        c.stats_url = receiver.url();
+        (options.cart)(c);
+    })
+    .await;
 
     Shop {
         client: reqwest::Client::builder()
@@ -169,27 +88,7 @@ pub async fn shop_with(options: Options) -> Shop {
         products,
         payments,
         cart,
-        cart_config,
-        products_config,
-        payments_config,
-        _dbs: vec![products_db, payments_db, cart_db],
-        _dir: dir,
     }
-}
-
-async fn start_products(config: ProductsConfig, listener: TcpListener) -> Server {
-    let service = Products::start(config).await.expect("products starts");
-    Server::start(listener, move |l, stop| service.serve(l, stop))
-}
-
-async fn start_payments(config: PaymentsConfig, listener: TcpListener) -> Server {
-    let service = Payments::start(config).await.expect("payments starts");
-    Server::start(listener, move |l, stop| service.serve(l, stop))
-}
-
-async fn start_cart(config: CartConfig, listener: TcpListener) -> Server {
-    let service = Cart::start(config).await.expect("cart starts");
-    Server::start(listener, move |l, stop| service.serve(l, stop))
 }
 
 impl Shop {
@@ -201,15 +100,14 @@ impl Shop {
 
     /// Starts the cart again on its old port and database.
     pub async fn start_cart_again(&mut self) {
-        let listener = rebind(self.cart.addr).await;
-        self.cart = start_cart(self.cart_config.clone(), listener).await;
+        self.cart.start_again_on_same_port().await;
     }
 
     /// Puts a recording relay between the cart and products (restarting
     /// the cart on its port), so a test can count the cart's calls.
     pub async fn relay_products(&mut self) -> Recorder {
         let relay = Recorder::relay(&self.products.url("")).await;
-        self.cart_config.products_url = relay.url("");
+        self.cart.config.products_url = relay.url("");
         self.stop_cart().await;
         self.start_cart_again().await;
         relay
@@ -220,8 +118,7 @@ impl Shop {
     }
 
     pub async fn start_products_again(&mut self) {
-        let listener = rebind(self.products.addr).await;
-        self.products = start_products(self.products_config.clone(), listener).await;
+        self.products.start_again_on_same_port().await;
     }
 
     pub async fn stop_payments(&mut self) {
@@ -229,28 +126,21 @@ impl Shop {
     }
 
     pub async fn start_payments_again(&mut self) {
-        let listener = rebind(self.payments.addr).await;
-        self.payments = start_payments(self.payments_config.clone(), listener).await;
+        self.payments.start_again_on_same_port().await;
     }
 
     /// A separate pool on the cart's database, to inspect and tamper.
     pub async fn cart_db(&self) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
-        sqlx::AnyPool::connect(&self.cart_config.base.database_url)
-            .await
-            .unwrap()
+        self.cart.pool().await
     }
 
     pub fn payments_database_url(&self) -> String {
-        self.payments_config.base.database_url.clone()
+        self.payments.config.base.database_url.clone()
     }
 
     /// How many invoices payments holds, read from its own database.
     pub async fn invoice_count(&self) -> i64 {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&self.payments_config.base.database_url)
-            .await
-            .unwrap();
+        let pool = self.payments.pool().await;
         let n: i64 = sqlx::Row::get(
             &sqlx::query("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM invoices")
                 .fetch_one(&pool)
@@ -457,30 +347,14 @@ impl Shop {
     }
 }
 
-fn with_token(rb: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-    match token {
-        Some(t) => rb.bearer_auth(t),
-        None => rb,
-    }
-}
-
-/// Polls `check` until it yields a value, or panics after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+/// Polls `check` until it yields a value, or panics after `deadline`
+/// (common's `eventually`, arguments in this harness's order).
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::testing::eventually(what, deadline, check).await
 }
 
 /// Asserts an error answer is problem+json with the given status and code.
@@ -556,7 +430,7 @@ impl Receiver {
 /// A server that accepts connections and never answers: a dependency that
 /// hangs.
 pub async fn black_hole() -> (String, JoinHandle<()>) {
-    let listener = bind_any().await;
+    let listener = loopback().await;
     let url = format!("http://{}", listener.local_addr().unwrap());
     let handle = tokio::spawn(async move {
         let mut held = Vec::new();

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::sync::lock;
+use crate::mutex::lock;
 
 /// How often the queue owners refresh their backlog gauges by default.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);

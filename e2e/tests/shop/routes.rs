@@ -31,22 +31,23 @@ struct Service {
     routes: Vec<(Method, &'static str)>,
 }
 
-fn listed<S: Send + Sync + 'static>(router: common::Router<S>) -> Vec<(Method, &'static str)> {
-    router.routes().map(|(m, p)| (m.clone(), p)).collect()
+/// The routes service `S` registers.
+fn listed<S: common::host::Service>() -> Vec<(Method, &'static str)> {
+    S::router().routes().map(|(m, p)| (m.clone(), p)).collect()
 }
 
 fn services() -> Vec<Service> {
     let service = |name, pool, routes| Service { name, pool, routes };
     vec![
-        service("users", Some("users"), listed(users::router())),
-        service("products", Some("products"), listed(products::router())),
-        service("cart", Some("cart"), listed(cart::router())),
-        service("mailer", None, listed(mailer::router())),
-        service("stats", Some("stats"), listed(stats::router())),
+        service("users", Some("users"), listed::<users::State>()),
+        service("products", Some("products"), listed::<products::State>()),
+        service("cart", Some("cart"), listed::<cart::State>()),
+        service("mailer", None, listed::<mailer::State>()),
+        service("stats", Some("stats"), listed::<stats::State>()),
         service(
             "payments-mock",
             Some("payments-mock"),
-            listed(payments_mock::router()),
+            listed::<payments_mock::State>(),
         ),
     ]
 }

@@ -1,64 +1,17 @@
-//! Test harness: spawn the mailer on port 0 with a fresh database and data
-//! directory, send requests with the right (or wrong) credentials, read
-//! queued mail back, and poll with a deadline for background work.
+//! Test harness: the mailer in common's [`common::testing::TestApp`], plus
+//! sending with the right (or wrong) credentials, reading queued mail back,
+//! and polling with a deadline for background work.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::db::TestDb;
-pub use common::testing::{eventually, fields, problem};
-use common::testing::{spawn, Running};
-use mailer::config::{MailerConfig, SmtpUrl, TransportConfig};
+pub use common::testing::{eventually, fields, problem, Cred};
+use mailer::config::{SmtpUrl, TransportConfig};
 use mailer::store::MailRecord;
-use mailer::{Mailer, State};
+use mailer::State;
 use serde_json::Value;
 
-/// How the test authenticates a request.
-#[derive(Clone, Copy, Debug)]
-pub enum Cred<'a> {
-    Internal,
-    None,
-    Bearer(&'a str),
-}
-
-pub struct TestApp {
-    pub client: reqwest::Client,
-    pub config: MailerConfig,
-    server: Running,
-    pub state: Arc<State>,
-    db: Arc<TestDb>,
-    dir: Arc<tempfile::TempDir>,
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
-}
-
-/// Spawns with the test configuration, adjusted by `tweak`.
-pub async fn spawn_with(tweak: impl FnOnce(&mut MailerConfig)) -> TestApp {
-    let db = Arc::new(TestDb::new().await);
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = MailerConfig::for_tests(&db.url, dir.path());
-    tweak(&mut config);
-    start(config, db, dir).await
-}
-
-async fn start(config: MailerConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>) -> TestApp {
-    let mailer = Mailer::start(config.clone())
-        .await
-        .expect("the mailer starts");
-    let state = mailer.state.clone();
-    let server = spawn(move |listener, shutdown| mailer.serve(listener, shutdown)).await;
-    TestApp {
-        client: reqwest::Client::new(),
-        config,
-        server,
-        state,
-        db,
-        dir,
-    }
-}
+common::test_app!(TestApp, State);
 
 /// SMTP transport settings for a server at `url`.
 pub fn smtp(url: &str) -> TransportConfig {
@@ -66,40 +19,11 @@ pub fn smtp(url: &str) -> TransportConfig {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
     pub fn outbox_dir(&self) -> PathBuf {
         match &self.config.transport {
             TransportConfig::Files(dir) => dir.clone(),
             TransportConfig::Smtp(_) => panic!("this app sends by SMTP"),
         }
-    }
-
-    /// A second mailer on the same database (another replica).
-    pub async fn replica(&self, tweak: impl FnOnce(&mut MailerConfig)) -> TestApp {
-        let mut config = self.config.clone();
-        tweak(&mut config);
-        start(config, self.db.clone(), self.dir.clone()).await
-    }
-
-    /// Stops gracefully and starts again on the same database.
-    pub async fn restart_with(self, tweak: impl FnOnce(&mut MailerConfig)) -> TestApp {
-        let TestApp {
-            mut config,
-            server,
-            db,
-            dir,
-            ..
-        } = self;
-        server.stop().await;
-        tweak(&mut config);
-        start(config, db, dir).await
-    }
-
-    pub async fn stop(self) {
-        self.server.stop().await;
     }
 
     pub async fn send_raw(
@@ -108,12 +32,8 @@ impl TestApp {
         key: Option<&str>,
         body: &Value,
     ) -> reqwest::Response {
-        let mut rb = self.client.post(self.url("/send_email/")).json(body);
-        rb = match cred {
-            Cred::Internal => rb.bearer_auth(&self.config.base.internal_key),
-            Cred::None => rb,
-            Cred::Bearer(token) => rb.bearer_auth(token),
-        };
+        let rb = self.client.post(self.url("/send_email/")).json(body);
+        let mut rb = self.authorize(rb, cred);
         if let Some(key) = key {
             rb = rb.header("Idempotency-Key", key);
         }

@@ -1,57 +1,30 @@
-//! Test harness: spawn payments-mock on port 0 with a fresh database,
+//! Test harness: payments-mock in common's [`common::testing::TestApp`],
 //! helpers for its requests, a reader for raw database rows, and a loopback
 //! webhook receiver that can fail on purpose.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::db::TestDb;
 pub use common::testing::eventually;
 pub use common::testing::problem;
-use common::testing::{spawn, Recorder, Running};
-use payments_mock::config::PaymentsConfig;
-use payments_mock::Payments;
+use common::testing::Recorder;
+use payments_mock::State;
 use serde_json::{json, Value};
 use sqlx::{Column, Row};
 
 pub const SERVER_KEY: &str = "test-server-key-test-server-key-0001";
 pub const OTHER_SERVER_KEY: &str = "test-server-key-test-server-key-0002";
 
-pub struct TestApp {
-    pub client: reqwest::Client,
-    pub config: PaymentsConfig,
-    server: Running,
-    _db: Arc<TestDb>,
-    _dir: Arc<tempfile::TempDir>,
-}
+common::test_app!(TestApp, State);
 
-pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
-}
-
-/// Spawns with the test configuration, adjusted by `tweak`.
-pub async fn spawn_with(tweak: impl FnOnce(&mut PaymentsConfig)) -> TestApp {
-    let db = Arc::new(TestDb::new().await);
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = PaymentsConfig::for_tests(&db.url, dir.path());
+#[test]
+fn the_server_key_is_the_one_of_the_test_settings() {
+    use common::testing::TestConfig;
+    let config = payments_mock::config::PaymentsConfig::for_tests(
+        "sqlite://unused.db",
+        std::path::Path::new("unused"),
+    );
     assert_eq!(config.server_keys, [SERVER_KEY]);
-    tweak(&mut config);
-    start(config, db, dir).await
-}
-
-async fn start(config: PaymentsConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>) -> TestApp {
-    let payments = Payments::start(config.clone())
-        .await
-        .expect("the service starts");
-    let server = spawn(move |listener, shutdown| payments.serve(listener, shutdown)).await;
-    TestApp {
-        client: reqwest::Client::new(),
-        config,
-        server,
-        _db: db,
-        _dir: dir,
-    }
 }
 
 /// The status, code and first invalid field of a problem answer.
@@ -72,18 +45,6 @@ pub fn this_year() -> i32 {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    /// A separate pool on the same database, to inspect rows.
-    pub async fn pool(&self) -> sqlx::AnyPool {
-        sqlx::any::install_default_drivers();
-        sqlx::AnyPool::connect(&self.config.base.database_url)
-            .await
-            .unwrap()
-    }
-
     pub async fn count(&self, sql: &str) -> i64 {
         let pool = self.pool().await;
         let n: i64 = sqlx::query(sql).fetch_one(&pool).await.unwrap().get(0);
@@ -117,20 +78,6 @@ impl TestApp {
         }
         pool.close().await;
         out
-    }
-
-    /// Stops gracefully and starts again on the same database.
-    pub async fn restart_with(self, tweak: impl FnOnce(&mut PaymentsConfig)) -> TestApp {
-        let TestApp {
-            mut config,
-            server,
-            _db,
-            _dir,
-            ..
-        } = self;
-        server.stop().await;
-        tweak(&mut config);
-        start(config, _db, _dir).await
     }
 
     /// `POST /invoices` with `key` as the server key and an optional

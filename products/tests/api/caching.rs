@@ -156,7 +156,7 @@ async fn another_replicas_writes_show_within_the_read_cache_ttl() {
     );
     assert_eq!(app.list("").await["items"][0]["price_cents"], 1000);
 
-    let other = app.replica(Duration::ZERO).await;
+    let mut other = app.replica(Duration::ZERO).await;
     let resp = app
         .client
         .put(other.url(&path))

@@ -1,15 +1,12 @@
-//! The test harness: a products service in this process on a kernel-chosen
-//! loopback port, its own fresh database (SQLite in a temporary directory,
-//! or a new PostgreSQL database when TEST_DATABASE_URL is set), tokens
-//! signed with the test secret, and a few request shortcuts.
+//! The test harness: the products service in common's
+//! [`common::testing::TestApp`] (its own fresh database: SQLite in a
+//! temporary directory, or a new PostgreSQL database when TEST_DATABASE_URL
+//! is set), tokens signed with the test secret, and a few request shortcuts.
 
-use std::sync::Arc;
+use std::ops::{Deref, DerefMut};
 
 use common::auth::{Role, TokenKeys};
-use common::db::TestDb;
-use common::testing::{spawn, Running};
-use products::config::ProductsConfig;
-use products::{Products, State};
+use products::State;
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 
@@ -24,72 +21,59 @@ pub enum As {
 }
 
 pub struct TestApp {
-    pub config: ProductsConfig,
-    pub client: reqwest::Client,
-    pub state: Arc<State>,
+    app: common::testing::TestApp<State>,
     pub keys: TokenKeys,
     admin: String,
     customer: String,
-    server: Option<Running>,
-    // Kept alive for the test's duration; dropping them removes the data.
-    _db: TestDb,
-    _dir: tempfile::TempDir,
+}
+
+impl Deref for TestApp {
+    type Target = common::testing::TestApp<State>;
+    fn deref(&self) -> &Self::Target {
+        &self.app
+    }
+}
+
+impl DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.app
+    }
 }
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let db = TestDb::new().await;
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = ProductsConfig::for_tests(&db.url, dir.path());
-        let keys = TokenKeys::new(&config.base.token_secret, 3600);
+        let app = common::testing::TestApp::<State>::spawn().await;
+        let keys = app.keys();
         let (admin, _) = keys.issue(&uuid::Uuid::now_v7().to_string(), Role::Admin);
         let (customer, _) = keys.issue(&uuid::Uuid::now_v7().to_string(), Role::Customer);
-        let (server, state) = start(config.clone()).await;
         TestApp {
-            config,
-            // Loopback only: never let a proxy from the environment intervene.
-            client: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("a client"),
-            state,
+            app,
             keys,
             admin,
             customer,
-            server: Some(server),
-            _db: db,
-            _dir: dir,
         }
     }
 
     /// Stops the service gracefully and starts a new one on the same
     /// database, as a process restart would.
     pub async fn restart(&mut self) {
-        if let Some(server) = self.server.take() {
-            server.stop().await;
-        }
-        let (server, state) = start(self.config.clone()).await;
-        self.server = Some(server);
-        self.state = state;
+        self.app.stop().await;
+        self.app.start_again().await;
     }
 
     /// A second service on the same database, as another replica behind the
     /// balancer would be, with its own read-cache lifetime.
-    pub async fn replica(&self, read_cache_ttl: std::time::Duration) -> Running {
-        let mut config = self.config.clone();
-        config.read_cache_ttl = read_cache_ttl;
-        start(config).await.0
+    pub async fn replica(
+        &self,
+        read_cache_ttl: std::time::Duration,
+    ) -> common::testing::TestApp<State> {
+        self.app
+            .replica(|c| c.read_cache_ttl = read_cache_ttl)
+            .await
     }
 
     pub fn admin_token(&self) -> &str {
         &self.admin
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        self.server
-            .as_ref()
-            .expect("the service is running")
-            .url(path)
     }
 
     pub fn request(&self, method: Method, path: &str, who: &As) -> RequestBuilder {
@@ -162,13 +146,6 @@ impl TestApp {
             .map(|p| p["name"].as_str().expect("a name").to_string())
             .collect()
     }
-}
-
-async fn start(config: ProductsConfig) -> (Running, Arc<State>) {
-    let service = Products::start(config).await.expect("the service starts");
-    let state = service.state.clone();
-    let server = spawn(move |listener, shutdown| service.serve(listener, shutdown)).await;
-    (server, state)
 }
 
 /// Asserts a problem+json answer with this status and code; returns its body.

@@ -576,7 +576,7 @@ async fn old_events_are_deleted_by_retention() {
         .insert_batch(&[event("old", now - 2 * day), event("recent", now - day / 2)])
         .await
         .unwrap();
-    app.state.apply_retention().await;
+    app.state.apply_retention().await.unwrap();
     let all = app.all_events().await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["action"], "recent");

@@ -1,80 +1,16 @@
-//! Test harness: spawn the stats service on port 0 with a fresh database,
-//! post events, query ranges with the right (or wrong) credentials, and
-//! poll with a deadline for the batched writer.
+//! Test harness: the stats service in common's [`common::testing::TestApp`],
+//! plus posting events, querying ranges with the right (or wrong)
+//! credentials, and polling with a deadline for the batched writer.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::db::TestDb;
-pub use common::testing::{eventually, fields, problem};
-use common::testing::{spawn, Running};
+pub use common::testing::{eventually, fields, problem, Cred};
 use serde_json::Value;
-use stats::config::StatsConfig;
-use stats::{State, Stats};
+use stats::State;
 
-/// How the test authenticates a request.
-#[derive(Clone, Copy, Debug)]
-pub enum Cred<'a> {
-    Internal,
-    None,
-    Bearer(&'a str),
-}
-
-pub struct TestApp {
-    pub client: reqwest::Client,
-    pub config: StatsConfig,
-    server: Running,
-    pub state: Arc<State>,
-    db: Arc<TestDb>,
-    dir: Arc<tempfile::TempDir>,
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
-}
-
-pub async fn spawn_with(tweak: impl FnOnce(&mut StatsConfig)) -> TestApp {
-    let db = Arc::new(TestDb::new().await);
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = StatsConfig::for_tests(&db.url, dir.path());
-    tweak(&mut config);
-    start(config, db, dir).await
-}
-
-async fn start(config: StatsConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>) -> TestApp {
-    let stats = Stats::start(config.clone()).await.expect("stats starts");
-    let state = stats.state.clone();
-    let server = spawn(move |listener, shutdown| stats.serve(listener, shutdown)).await;
-    TestApp {
-        client: reqwest::Client::new(),
-        config,
-        server,
-        state,
-        db,
-        dir,
-    }
-}
+common::test_app!(TestApp, State);
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    /// Stops gracefully (as SIGTERM does) and starts again on the same
-    /// database.
-    pub async fn restart_with(self, tweak: impl FnOnce(&mut StatsConfig)) -> TestApp {
-        let TestApp {
-            mut config,
-            server,
-            db,
-            dir,
-            ..
-        } = self;
-        server.stop().await;
-        tweak(&mut config);
-        start(config, db, dir).await
-    }
-
     pub async fn post_raw(&self, key: Option<&str>, body: &Value) -> reqwest::Response {
         let mut rb = self.client.post(self.url("/log")).json(body);
         if let Some(key) = key {
@@ -95,12 +31,7 @@ impl TestApp {
 
     pub async fn get(&self, path_and_query: &str, cred: Cred<'_>) -> reqwest::Response {
         let rb = self.client.get(self.url(path_and_query));
-        let rb = match cred {
-            Cred::Internal => rb.bearer_auth(&self.config.base.internal_key),
-            Cred::None => rb,
-            Cred::Bearer(t) => rb.bearer_auth(t),
-        };
-        rb.send().await.unwrap()
+        self.authorize(rb, cred).send().await.unwrap()
     }
 
     /// `GET /log` with internal credentials; expects `200`.

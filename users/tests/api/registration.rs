@@ -55,7 +55,7 @@ async fn the_default_registration_limit_is_five_a_minute() {
     let raw =
         common::config::Config::from_layers(binary.prefix, &binary.settings, None, &[], &env, &[])
             .unwrap();
-    let config = users::config::UsersConfig::from_config(&raw).unwrap();
+    let config = <users::config::UsersConfig as common::host::Settings>::from_config(&raw).unwrap();
     assert_eq!(config.registrations_per_ip, 5);
     assert!(!config.admin_strict);
 }

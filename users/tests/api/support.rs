@@ -1,67 +1,19 @@
-//! Test harness: spawn the users service on port 0 with a fresh database,
+//! Test harness: the users service in common's [`common::testing::TestApp`],
 //! helpers for common requests, the `users` binary on that same database,
-//! and a loopback receiver standing in for the
-//! mailer and stats (it can fail on purpose, to exercise outbox retries).
+//! and a loopback receiver standing in for the mailer and stats (it can
+//! fail on purpose, to exercise outbox retries).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::auth::TokenKeys;
-use common::db::TestDb;
 pub use common::testing::problem;
-use common::testing::{spawn, Recorder, Running};
+use common::testing::{with_token, Recorder};
 use serde_json::{json, Value};
-use users::config::UsersConfig;
-use users::{State, Users};
+use users::State;
 
-pub struct TestApp {
-    pub client: reqwest::Client,
-    pub config: UsersConfig,
-    server: Running,
-    state: Arc<State>,
-    _db: Arc<TestDb>,
-    _dir: Arc<tempfile::TempDir>,
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_with(|_| {}).await
-}
-
-/// Spawns with the test configuration, adjusted by `tweak`.
-pub async fn spawn_with(tweak: impl FnOnce(&mut UsersConfig)) -> TestApp {
-    let db = Arc::new(TestDb::new().await);
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let mut config = UsersConfig::for_tests(&db.url, dir.path());
-    tweak(&mut config);
-    start(config, db, dir).await
-}
-
-async fn start(config: UsersConfig, db: Arc<TestDb>, dir: Arc<tempfile::TempDir>) -> TestApp {
-    let users = Users::start(config.clone())
-        .await
-        .expect("the service starts");
-    let state = users.state.clone();
-    let server = spawn(move |listener, shutdown| users.serve(listener, shutdown)).await;
-    TestApp {
-        client: reqwest::Client::new(),
-        config,
-        server,
-        state,
-        _db: db,
-        _dir: dir,
-    }
-}
+common::test_app!(TestApp, State);
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
-    }
-
-    pub fn keys(&self) -> TokenKeys {
-        TokenKeys::new(&self.config.base.token_secret, 3600)
-    }
-
-    pub fn server_state(&self) -> &Arc<State> {
+    pub fn server_state(&self) -> &std::sync::Arc<State> {
         &self.state
     }
 
@@ -92,31 +44,6 @@ impl TestApp {
         let body: Value = resp.json().await.unwrap();
         let claims = self.keys().verify(body["token"].as_str().unwrap()).unwrap();
         Some(claims.role)
-    }
-
-    /// A separate pool on the same database, to inspect rows.
-    pub async fn pool(&self) -> sqlx::AnyPool {
-        sqlx::AnyPool::connect(&self.config.base.database_url)
-            .await
-            .unwrap()
-    }
-
-    /// Stops gracefully and starts again on the same database.
-    pub async fn restart(self) -> TestApp {
-        self.restart_with(|_| {}).await
-    }
-
-    pub async fn restart_with(self, tweak: impl FnOnce(&mut UsersConfig)) -> TestApp {
-        let TestApp {
-            mut config,
-            server,
-            _db,
-            _dir,
-            ..
-        } = self;
-        server.stop().await;
-        tweak(&mut config);
-        start(config, _db, _dir).await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -201,13 +128,6 @@ impl TestApp {
             .await
             .unwrap();
         login["token"].as_str().unwrap().to_string()
-    }
-}
-
-fn with_token(rb: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
-    match token {
-        Some(t) => rb.bearer_auth(t),
-        None => rb,
     }
 }
 

@@ -61,14 +61,8 @@ pub struct BaseConfig {
 impl BaseConfig {
     pub fn from_config(config: &Config, service: &str) -> Result<Self, ConfigError> {
         let data_dir: PathBuf = config.get("data_dir")?;
-        let body_limit: usize = config.get("max_body_bytes")?;
-        if body_limit == 0 {
-            return Err(config.invalid("max_body_bytes", "must be at least 1"));
-        }
-        let database_max_connections: u32 = config.get("database_max_connections")?;
-        if database_max_connections == 0 {
-            return Err(config.invalid("database_max_connections", "must be at least 1"));
-        }
+        let body_limit: usize = config.positive("max_body_bytes")?;
+        let database_max_connections: u32 = config.positive("database_max_connections")?;
         Ok(BaseConfig {
             listen: config.get("listen")?,
             database_url: crate::db::url_from_config(config, &data_dir, service)?,
@@ -82,6 +76,7 @@ impl BaseConfig {
     }
 
     /// Settings for a test: port 0, the given database, fixed secrets.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_tests(database_url: &str, data_dir: &Path) -> Self {
         BaseConfig {
             listen: "127.0.0.1:0".parse().expect("a literal address"),
