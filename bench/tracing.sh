@@ -9,17 +9,22 @@
 #    wall-clock CPU on shared cores is not): the process runs under
 #    `valgrind --tool=callgrind`, WARM requests are sent, the counters are
 #    zeroed (`callgrind_control -z`), N more are sent one at a time on one
-#    kept-alive connection (curl), and the dump's total is divided by N. With BASELINE_DIR (a directory
-#    holding another build's `balancer` and `products`, e.g. main's
-#    target/release) its figures are the reference for "off".
+#    kept-alive connection (curl), and the dump's total is divided by N.
+#    BASELINES lists other builds as `label=dir` (a directory holding that
+#    build's `balancer` and `products`, e.g. an older commit's
+#    target/release), oldest first; each is counted with tracing off, and
+#    a second table gives what each step from one build to the next costs.
+#    With DUMPS=dir the callgrind dumps are kept there
+#    (`<label>.<path>.<off|on>.out`) for `callgrind_annotate`.
 # 2. CPU per request at RATE req/s (curl --rate: serial requests on one
 #    kept-alive connection at a fixed rate), off and on
 #    interleaved for ROUNDS rounds: the process's user+system time
-#    (/proc/PID/stat) over the requests answered; medians.
+#    (/proc/PID/stat) over the requests answered; medians. ROUNDS=0 skips
+#    this part (it needs a quiet machine; callgrind does not).
 #
 # Usage: bench/tracing.sh
-#   BASELINE_DIR=/path/to/release N=2000 RATE=1000 SECONDS_PER_ROUND=10 ROUNDS=3 bench/tracing.sh
-#   BIN_DIR=target/debug …   (use these binaries, build nothing)
+#   BASELINES="209c4c2=/path/to/release" N=2000 RATE=1000 SECONDS_PER_ROUND=10 ROUNDS=3 bench/tracing.sh
+#   BIN_DIR=target/debug LABEL=mine …   (use these binaries, build nothing)
 # Prints a Markdown report on standard output (bench/tracing.md is one).
 
 set -euo pipefail
@@ -34,6 +39,17 @@ RATE=${RATE:-1000}
 SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-10}
 ROUNDS=${ROUNDS:-3}
 BIN=${BIN_DIR:-$ROOT/target/release}
+LABEL=${LABEL:-this build}
+read -r -a baselines <<<"${BASELINES:-}"
+for b in "${baselines[@]}"; do
+    case $b in
+    ?*=?*) ;;
+    *)
+        echo "BASELINES: \`$b\` is not label=dir" >&2
+        exit 2
+        ;;
+    esac
+done
 
 log() { echo "[bench] $*" >&2; }
 
@@ -121,9 +137,10 @@ send() {
     curl -s "${rate[@]}" -w '%{http_code}\n' -K "$cfg" | grep -c '^200$' || true
 }
 
-# instructions KIND BINARY TRACING: instructions per request under callgrind.
+# instructions KIND BINARY TRACING LABEL: instructions per request under
+# callgrind.
 instructions() {
-    local kind=$1
+    local kind=$1 label=$4
     start "$1" "$2" "$3" valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p.out"
     local pid=$started
     send "$url" "$WARM" >/dev/null
@@ -139,6 +156,10 @@ instructions() {
     local total
     total=$(cat "$work"/cg."$pid".out.* 2>/dev/null | awk '/^totals:/ { t += $2 } /^summary:/ { s += $2 } END { print (t ? t : s) + 0 }')
     stop "$pid"
+    if [ -n "${DUMPS:-}" ]; then
+        mkdir -p "$DUMPS"
+        cat "$work"/cg."$pid".out.* >"$DUMPS/${label// /-}.$kind.$3.out"
+    fi
     rm -f "$work"/cg."$pid".out*
     awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }'
 }
@@ -160,29 +181,62 @@ cpu_us() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f %%", (a / b - 1) * 100 }'; }
 
-echo "# Tracing cost ($(date -u +%F), $(nproc) cores, N=$N requests counted, $RATE req/s for ${SECONDS_PER_ROUND}s × $ROUNDS rounds)"
+echo "# Tracing cost ($(date -u +%F), $(nproc) cores, N=$N requests counted)"
 echo
 echo "Measured by \`bench/tracing.sh\`. \"on\" = OTLP/HTTP export of every request's spans (100 % sampled) to a loopback receiver."
 echo
 echo "## Instructions per request (callgrind)"
 echo
-echo "| path | main (off) | off | on | off vs main | on vs off |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+header="| path |" rule="| --- |"
+for b in "${baselines[@]}"; do
+    header+=" ${b%%=*} (off) |" rule+=" ---: |"
+done
+echo "$header $LABEL (off) | $LABEL (on) |"
+echo "$rule ---: | ---: |"
+declare -A count
 for kind in balancer products; do
-    log "callgrind: $kind"
-    base=-
-    if [ -n "${BASELINE_DIR:-}" ]; then
-        base=$(instructions "$kind" "$BASELINE_DIR/$kind" off)
-    fi
-    off=$(instructions "$kind" "$BIN/$kind" off)
-    on=$(instructions "$kind" "$BIN/$kind" on)
-    vs_main=-
-    [ "$base" != - ] && vs_main=$(ratio "$off" "$base")
-    echo "| $kind | $base | $off | $on | $vs_main | $(ratio "$on" "$off") |"
+    row="| $kind |"
+    for b in "${baselines[@]}"; do
+        log "callgrind: $kind, ${b%%=*}"
+        count[$kind.${b%%=*}]=$(instructions "$kind" "${b#*=}/$kind" off "${b%%=*}")
+        row+=" ${count[$kind.${b%%=*}]} |"
+    done
+    log "callgrind: $kind, $LABEL"
+    count[$kind.off]=$(instructions "$kind" "$BIN/$kind" off "$LABEL")
+    count[$kind.on]=$(instructions "$kind" "$BIN/$kind" on "$LABEL")
+    echo "$row ${count[$kind.off]} | ${count[$kind.on]} |"
 done
 
+# What each step costs: every build against the one before it, then on
+# against off.
 echo
-echo "## CPU per request at $RATE req/s (µs, median of $ROUNDS interleaved rounds)"
+steps=() prev=
+for b in "${baselines[@]}"; do
+    [ -n "$prev" ] && steps+=("$prev>${b%%=*}")
+    prev=${b%%=*}
+done
+[ -n "$prev" ] && steps+=("$prev>off")
+steps+=("off>on")
+header="| path |" rule="| --- |"
+for step in "${steps[@]}"; do
+    from=${step%>*} to=${step#*>}
+    case $from in off) from="$LABEL (off)" ;; esac
+    case $to in off) to="$LABEL (off)" ;; on) to="$LABEL (on)" ;; esac
+    header+=" $from → $to |" rule+=" ---: |"
+done
+echo "$header"
+echo "$rule"
+for kind in balancer products; do
+    row="| $kind |"
+    for step in "${steps[@]}"; do
+        row+=" $(ratio "${count[$kind.${step#*>}]}" "${count[$kind.${step%>*}]}") |"
+    done
+    echo "$row"
+done
+
+[ "$ROUNDS" -gt 0 ] || exit 0
+echo
+echo "## CPU per request at $RATE req/s for ${SECONDS_PER_ROUND}s (µs, median of $ROUNDS interleaved rounds)"
 echo
 echo "| path | off | on | on vs off | rounds (off/on) |"
 echo "| --- | ---: | ---: | ---: | --- |"

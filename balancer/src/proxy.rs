@@ -450,7 +450,7 @@ impl Proxy {
                 };
                 telemetry::span("proxy", telemetry::Kind::Server, || {
                     vec![
-                        Attr::new("http.request.method", method.to_string()),
+                        Attr::new("http.request.method", telemetry::method_value(&method)),
                         Attr::new("http.route", rule.name.clone()),
                         Attr::new("balancer.pool", pool.name.clone()),
                         Attr::new(

@@ -90,10 +90,9 @@ impl<S: Send + Sync + 'static> App<S> {
         serve(
             listener,
             options,
-            move |req, peer| {
-                let app = app.clone();
-                async move { app.handle(req, peer).await }
-            },
+            // The handler's own future, not one wrapped in another async
+            // block: each layer is built and moved on every request.
+            move |req, peer| Arc::clone(&app).handle(req, peer),
             shutdown,
         )
         .await
@@ -104,7 +103,11 @@ impl<S: Send + Sync + 'static> App<S> {
     /// tracing on it runs in a server span, a child of the caller's
     /// `traceparent` (services sit behind the balancer, which decides
     /// whether a client's trace context is believed).
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let ctx = RequestContext::new(
             request_id::from_headers(req.headers()),
@@ -112,9 +115,11 @@ impl<S: Send + Sync + 'static> App<S> {
         );
         let span = telemetry::enabled()
             .then(|| {
-                let method = req.method().as_str().to_string();
                 telemetry::span("HTTP", Kind::Server, || {
-                    vec![KeyValue::new("http.request.method", method)]
+                    vec![KeyValue::new(
+                        "http.request.method",
+                        telemetry::method_value(req.method()),
+                    )]
                 })
                 .parent(telemetry::extract(req.headers()))
                 .start()
@@ -148,15 +153,19 @@ impl<S: Send + Sync + 'static> App<S> {
         started: Instant,
         ctx: &RequestContext,
     ) -> Response<Full<Bytes>> {
-        let rid = ctx.request_id.as_str();
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let rid = &ctx.request_id;
+        let method = &ctx.method;
+        // A copy of the path only for an access line that will be written.
+        let logged_path = log::log_enabled!(target: "access", log::Level::Info)
+            .then(|| req.uri().path().to_string());
         let (parts, body) = req.into_parts();
         let has_body = !body.is_end_stream();
         let slot: BodySlot = Arc::new(Mutex::new(Some(body)));
         let (route, mut resp) = self.dispatch(parts, slot.clone(), peer, rid).await;
         // Handlers saw their pattern already; built-ins and misses get theirs now.
-        ctx.set_route(route);
+        if ctx.route().is_none() {
+            ctx.set_route(route);
+        }
         let unread = slot.lock().ok().and_then(|mut s| s.take());
         if let Some(body) = unread.filter(|_| has_body) {
             // Answered without reading the body (an auth failure, 404, 415…).
@@ -171,7 +180,7 @@ impl<S: Send + Sync + 'static> App<S> {
             }
         }
         if let Ok(v) = HeaderValue::from_str(rid) {
-            resp.headers_mut().insert(request_id::HEADER, v);
+            resp.headers_mut().insert(request_id::HEADER_NAME, v);
         }
         let elapsed = started.elapsed();
         let status = resp.status().as_u16();
@@ -182,14 +191,16 @@ impl<S: Send + Sync + 'static> App<S> {
             status,
             elapsed.as_secs_f64(),
         );
-        let duration_ms = elapsed.as_secs_f64() * 1000.0;
-        // The query string is left out: it can carry search terms or tokens.
-        // Request id, route, user and error kind are added as fields.
-        log::info!(
-            target: "access",
-            status = status, duration_ms = duration_ms, peer = peer.to_string().as_str();
-            "{method} {path} {status} {duration_ms:.2}ms rid={rid} peer={peer}"
-        );
+        if let Some(path) = logged_path {
+            let duration_ms = elapsed.as_secs_f64() * 1000.0;
+            // The query string is left out: it can carry search terms or tokens.
+            // Request id, route, user and error kind are added as fields.
+            log::info!(
+                target: "access",
+                status = status, duration_ms = duration_ms, peer = peer.to_string().as_str();
+                "{method} {path} {status} {duration_ms:.2}ms rid={rid} peer={peer}"
+            );
+        }
         resp
     }
 
@@ -198,14 +209,14 @@ impl<S: Send + Sync + 'static> App<S> {
         parts: Parts,
         body: BodySlot,
         peer: SocketAddr,
-        rid: &str,
+        rid: &Arc<str>,
     ) -> (&'static str, Response<Full<Bytes>>) {
         if let Err(e) = crate::query::check_target(&parts.uri) {
             return ("unmatched", e.into_response(rid));
         }
         let method = parts.method.clone();
-        let path = parts.uri.path().to_string();
-        let path = path.as_str();
+        // Borrowed until `parts` moves into the handler's request.
+        let path = parts.uri.path();
         if method == Method::GET || method == Method::HEAD {
             match path {
                 "/healthz" => {
@@ -226,7 +237,7 @@ impl<S: Send + Sync + 'static> App<S> {
                 params,
             } => {
                 request_context::with(|c| c.set_route(pattern));
-                let ctx = Req::new(parts, body, params, rid.to_string(), peer)
+                let ctx = Req::new(parts, body, params, rid.clone(), peer)
                     .body_bounds(self.body_limit, self.body_read_timeout);
                 let fut = handler(self.state.clone(), ctx);
                 let resp = match AssertUnwindSafe(fut).catch_unwind().await {

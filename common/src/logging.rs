@@ -49,7 +49,7 @@ pub fn json_fields(record: &log::Record) -> Map<String, Json> {
         m.insert("service".into(), (*service).into());
     }
     crate::request_context::with(|c| {
-        m.insert("request_id".into(), c.request_id.clone().into());
+        m.insert("request_id".into(), (*c.request_id).into());
         m.insert("method".into(), c.method.as_str().into());
         if let Some(route) = c.route() {
             m.insert("route".into(), route.into());

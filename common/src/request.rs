@@ -20,7 +20,8 @@ pub struct Req {
     /// Shared with the App, which drains whatever the handler left unread.
     body: BodySlot,
     pub params: HashMap<&'static str, String>,
-    pub request_id: String,
+    /// Shared with the request's log context.
+    pub request_id: Arc<str>,
     pub peer: SocketAddr,
     pub body_limit: usize,
     /// How long the body may take to arrive once reading it starts.
@@ -35,7 +36,7 @@ impl Req {
         parts: Parts,
         body: BodySlot,
         params: HashMap<&'static str, String>,
-        request_id: String,
+        request_id: Arc<str>,
         peer: SocketAddr,
     ) -> Self {
         Req {

@@ -17,8 +17,8 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::sync::OnceLock;
 
-use http::{HeaderMap, HeaderValue};
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
     FutureExt, Link, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
 };
@@ -198,6 +198,25 @@ pub fn db(
     spec
 }
 
+/// An HTTP method as an attribute value; the standard ones are static
+/// strings, so naming them allocates nothing.
+pub fn method_value(method: &http::Method) -> opentelemetry::Value {
+    use http::Method as M;
+    let name: &'static str = match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        M::PATCH => "PATCH",
+        M::CONNECT => "CONNECT",
+        M::TRACE => "TRACE",
+        _ => return method.as_str().to_string().into(),
+    };
+    name.into()
+}
+
 /// Marks a span failed (with the error's kind, never its values).
 pub fn set_error(cx: &Context, kind: impl Into<Cow<'static, str>>) {
     cx.span().set_status(Status::Error {
@@ -228,12 +247,26 @@ pub fn current_ids() -> Option<(String, String)> {
 /// The W3C `traceparent` of the current span (for the outbox).
 pub fn current_traceparent() -> Option<String> {
     let sc = current_span_context()?;
-    Some(format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8()
-    ))
+    let tp = traceparent(&sc, sc.trace_flags().to_u8());
+    Some(std::str::from_utf8(&tp).expect("ASCII").to_string())
+}
+
+/// `00-<trace id>-<span id>-<flags>` (W3C Trace Context, version 00),
+/// written into a buffer: the propagator's `format!` of the ids through
+/// `fmt` cost as much as starting the span did.
+fn traceparent(sc: &SpanContext, flags: u8) -> [u8; 55] {
+    fn hex(out: &mut [u8], bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+    }
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut out[3..35], &sc.trace_id().to_bytes());
+    hex(&mut out[36..52], &sc.span_id().to_bytes());
+    hex(&mut out[53..55], &[flags]);
+    out
 }
 
 /// The remote parent a stored `traceparent` names (an empty context if it
@@ -251,9 +284,31 @@ pub fn extract(headers: &HeaderMap) -> Context {
     TraceContextPropagator::new().extract_with_context(&Context::new(), &HeaderExtractor(headers))
 }
 
-/// Writes `cx`'s span as `traceparent`/`tracestate` into outbound headers.
+/// Writes `cx`'s span as `traceparent`/`tracestate` into outbound headers,
+/// as `TraceContextPropagator` does (an empty `tracestate` included), with
+/// the header names ready-made and the ids hex-encoded by hand.
 pub fn inject(cx: &Context, headers: &mut HeaderMap) {
-    TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return;
+    }
+    let flags = sc.trace_flags() & opentelemetry::trace::TraceFlags::SAMPLED;
+    let tp = traceparent(sc, flags.to_u8());
+    headers.insert(
+        HeaderName::from_static(TRACEPARENT),
+        HeaderValue::from_bytes(&tp).expect("hex digits and dashes"),
+    );
+    let state = sc.trace_state().header();
+    let state = if state.is_empty() {
+        HeaderValue::from_static("")
+    } else {
+        match HeaderValue::try_from(state) {
+            Ok(v) => v,
+            Err(_) => return,
+        }
+    };
+    headers.insert(HeaderName::from_static(TRACESTATE), state);
 }
 
 /// Writes the current span (if any is recorded) into outbound headers.
@@ -272,19 +327,6 @@ impl Extractor for HeaderExtractor<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
-struct HeaderInjector<'a>(&'a mut HeaderMap);
-
-impl Injector for HeaderInjector<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (
-            http::header::HeaderName::from_bytes(key.as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            self.0.insert(name, value);
-        }
     }
 }
 
@@ -307,6 +349,32 @@ mod tests {
             .span()
             .span_context()
             .is_valid());
+    }
+
+    #[test]
+    fn inject_writes_what_the_propagator_writes() {
+        let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        for (tp, state) in [(sampled, Some("vendor=x,other=y")), (unsampled, None)] {
+            let mut incoming = HeaderMap::new();
+            incoming.insert(TRACEPARENT, HeaderValue::from_static(tp));
+            if let Some(state) = state {
+                incoming.insert(TRACESTATE, HeaderValue::from_static(state));
+            }
+            let cx = extract(&incoming);
+            let mut ours = HeaderMap::new();
+            inject(&cx, &mut ours);
+            let mut theirs = std::collections::HashMap::new();
+            TraceContextPropagator::new().inject_context(&cx, &mut theirs);
+            assert_eq!(ours.len(), theirs.len());
+            for (name, value) in &theirs {
+                assert_eq!(ours[name.as_str()], value.as_str(), "{name}");
+            }
+            assert_eq!(ours[TRACEPARENT], tp);
+        }
+        let mut none = HeaderMap::new();
+        inject(&Context::new(), &mut none);
+        assert!(none.is_empty());
     }
 
     #[test]

@@ -18,7 +18,7 @@ struct State;
 async fn hello(_: Arc<State>, req: Req) -> HandlerResult {
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({"rid": req.request_id}),
+        &serde_json::json!({"rid": &*req.request_id}),
     ))
 }
 
