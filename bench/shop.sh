@@ -2,7 +2,8 @@
 # The whole shop under load, on SQLite and again on PostgreSQL: starts the
 # launcher stack (release binaries) on a fresh data directory and free port
 # base and records
-#   - each service's start-up time (exec to its first /readyz 200),
+#   - each service's start-up time (exec to its first /readyz 200), in the
+#     stack and alone,
 #   - each process's RSS idle (after start-up; also its anonymous part, as
 #     the rest is the binary's own pages, read from the file) and peak
 #     (VmHWM at the end), and the balancer's with HOLD_CONNECTIONS open,
@@ -25,7 +26,8 @@
 # ("sqlite postgres"), BENCH_PG_URL (TEST_DATABASE_URL or
 # postgres://postgres@127.0.0.1:5432/test), BENCH_BIN_DIR (target/release),
 # BENCH_OUT (bench/shop-report.md), HOLD_CONNECTIONS (1000: the balancer's
-# RSS is also read while that many kept-alive connections are open).
+# RSS is also read while that many kept-alive connections are open),
+# STARTUP_ROUNDS (5: each service's start-up alone, bench/startup_alone.py).
 #
 # Figures are only worth comparing from a quiet machine: the generator
 # shares the cores with the shop, and anything else running skews both.
@@ -40,6 +42,7 @@ KNEE_MAX="${KNEE_MAX:-20000}"
 KNEE_STEP_DURATION="${KNEE_STEP_DURATION:-20s}"
 KNEE_P99_MS="${KNEE_P99_MS:-50}"
 HOLD="${HOLD_CONNECTIONS:-1000}"
+STARTUP_ROUNDS="${STARTUP_ROUNDS:-5}"
 DATABASES="${BENCH_DATABASES:-sqlite postgres}"
 PG_URL="${BENCH_PG_URL:-${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}}"
 OUT="${BENCH_OUT:-bench/shop-report.md}"
@@ -248,7 +251,7 @@ for db in $DATABASES; do
         echo
         echo "Per process: start-up (exec to first /readyz 200, polled every 2 ms; exec times have the kernel's 10 ms resolution), RSS idle and peak, and CPU during the last knee step ($(basename "$knee_json"), $((knee_wall / 1000)) s):"
         echo
-        echo "| process | start-up ms | RSS idle MiB | of which anonymous | RSS peak MiB | CPU s | share of one core |"
+        echo "| process | start-up in the stack ms | RSS idle MiB | of which anonymous | RSS peak MiB | CPU s | share of one core |"
         echo "|---|---|---|---|---|---|---|"
         tck=$(getconf CLK_TCK)
         rows=("${SHOP_SERVICES[@]}" loadgen)
@@ -269,6 +272,16 @@ for db in $DATABASES; do
     } >>"$REPORT"
     shop_stop
 done
+
+say "each service's start-up alone ($STARTUP_ROUNDS rounds)"
+{
+    echo
+    echo "## Start-up of each service alone (SQLite)"
+    echo
+    echo "The stack's start-up figures above are seven processes starting at once on $(nproc) cores. Here each service starts alone ($STARTUP_ROUNDS rounds; \`bench/startup_alone.py\`): from spawning its binary to its first \`/readyz\` 200, on a fresh data directory (creating and migrating its database) and again on the same one (a restart)."
+    echo
+    python3 bench/startup_alone.py "$BIN" --rounds "$STARTUP_ROUNDS"
+} >>"$REPORT"
 
 cp "$REPORT" "$OUT"
 say "report: $OUT (runs in $RUNS)"
