@@ -391,6 +391,29 @@ impl Shop {
     }
 }
 
+/// The default table with every pool pointed at its own echo upstream.
+pub async fn default_shop() -> (Shop, Vec<Upstream>) {
+    let names = ["users", "products", "cart", "payments-mock", "stats"];
+    let mut ups = Vec::new();
+    for n in names {
+        ups.push(Upstream::spawn(n).await);
+    }
+    let mut text = balancer::routes::DEFAULT_TABLE.to_string();
+    for (n, u) in names.iter().zip(&ups) {
+        // Point each default pool at its test upstream.
+        let default = match *n {
+            "users" => "8001",
+            "products" => "8002",
+            "cart" => "8003",
+            "payments-mock" => "8006",
+            _ => "8005",
+        };
+        text = text.replace(&format!("http://127.0.0.1:{default}"), &u.url());
+    }
+    let shop = spawn_balancer(&text, |_| {}).await;
+    (shop, ups)
+}
+
 /// Starts a balancer with `table` and test settings changed by `tweak`.
 pub async fn spawn_balancer(table: &str, tweak: impl FnOnce(&mut BalancerConfig)) -> Shop {
     let table = Table::parse(table).expect("test table is valid");

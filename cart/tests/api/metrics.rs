@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use crate::support::{problem, shop, Shop};
-use crate::GOOD_CARD;
+use crate::support::{problem, shop, Shop, GOOD_CARD};
 
 async fn scrape(shop: &Shop) -> String {
     let resp = shop.get("/metrics", None).await;

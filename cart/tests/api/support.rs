@@ -7,6 +7,7 @@
 //! Every service shares the fixed test secrets of the `for_tests`
 //! configurations.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -18,6 +19,11 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 pub const TOKEN_SECRET: &str = "test-token-secret-test-token-secret";
+
+/// How soon after the payment an order must read as paid.
+pub const PAID_WITHIN: Duration = Duration::from_secs(5);
+/// payments-mock's card that always pays.
+pub const GOOD_CARD: &str = "4242424242424242";
 
 /// How the shop of one test is put together.
 pub struct Options {
@@ -355,6 +361,28 @@ where
     Fut: Future<Output = Option<T>>,
 {
     common::testing::eventually(what, deadline, check).await
+}
+
+/// The keys of a JSON object.
+pub fn keys(v: &Value) -> HashSet<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+/// A `SELECT … AS n` count on the cart's database.
+pub async fn count(shop: &Shop, sql: &str) -> i64 {
+    let pool = shop.cart_db().await;
+    let n: i64 = sqlx::Row::get(&sqlx::query(sql).fetch_one(&pool).await.unwrap(), "n");
+    pool.close().await;
+    n
+}
+
+/// Confirmation emails queued in the cart's outbox (delivered or not).
+pub async fn queued_emails(shop: &Shop) -> i64 {
+    count(
+        shop,
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM outbox WHERE target = 'mailer'",
+    )
+    .await
 }
 
 /// Asserts an error answer is problem+json with the given status and code.

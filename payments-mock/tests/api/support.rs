@@ -2,6 +2,7 @@
 //! helpers for its requests, a reader for raw database rows, and a loopback
 //! webhook receiver that can fail on purpose.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,6 +16,9 @@ use sqlx::{Column, Row};
 pub const SERVER_KEY: &str = "test-server-key-test-server-key-0001";
 pub const OTHER_SERVER_KEY: &str = "test-server-key-test-server-key-0002";
 
+/// How long a test waits for a webhook to arrive or be recorded.
+pub const WAIT: Duration = Duration::from_secs(20);
+
 common::test_app!(TestApp, State);
 
 #[test]
@@ -25,6 +29,11 @@ fn the_server_key_is_the_one_of_the_test_settings() {
         std::path::Path::new("unused"),
     );
     assert_eq!(config.server_keys, [SERVER_KEY]);
+}
+
+/// The keys of a JSON object.
+pub fn keys_of(v: &Value) -> BTreeSet<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
 }
 
 /// The status, code and first invalid field of a problem answer.
