@@ -196,8 +196,14 @@ impl Proxy {
         &self.connections
     }
 
-    /// Answers one request; never fails, never panics on input.
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<DownBody> {
+    /// Answers one request; never fails, never panics on input. Takes the
+    /// worker's `Arc` so that the server's closure can return this future
+    /// itself (see [`crate::serve_worker`]).
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<DownBody> {
         let started = Instant::now();
         let mut scan = headers::scan(req.headers());
         let rid = match scan.request_id.take() {
@@ -879,8 +885,8 @@ mod tests {
     /// request's future makes every request copy the whole future.
     #[test]
     fn a_request_future_is_aligned_to_8_bytes_at_most() {
-        fn align_of_future<'a, Fut>(
-            _: impl FnOnce(&'a Proxy, Request<Incoming>, SocketAddr) -> Fut,
+        fn align_of_future<Fut>(
+            _: impl FnOnce(Arc<Proxy>, Request<Incoming>, SocketAddr) -> Fut,
         ) -> usize {
             std::mem::align_of::<Fut>()
         }
