@@ -121,10 +121,11 @@ pub async fn serve_worker(
     accept::serve(
         listener,
         options,
-        move |req, peer| {
-            let proxy = proxy.clone();
-            async move { proxy.handle(req, peer).await }
-        },
+        // The handler's future itself, not an `async` block around it: the
+        // block's first poll would copy the request into the handler's
+        // future once more, and every poll would go through one more layer
+        // (about 200 instructions a request, callgrind).
+        move |req, peer| Arc::clone(&proxy).handle(req, peer),
         shutdown,
     )
     .await
