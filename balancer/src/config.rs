@@ -141,11 +141,6 @@ const OWN_SETTINGS: &[Setting] = &[
         None,
         "Worker threads, each with its own runtime and listener (default: CPU count)",
     ),
-    Setting::new(
-        "runtime",
-        Some("per-core"),
-        "per-core: one single-threaded runtime and SO_REUSEPORT listener per worker; shared: one multi-threaded runtime, one listener, one upstream pool",
-    ),
 ];
 
 pub fn binary() -> Binary {
@@ -211,9 +206,6 @@ pub struct BalancerConfig {
     pub health: HealthOptions,
     pub ready_requires_all_pools: bool,
     pub workers: usize,
-    /// One single-threaded runtime per worker (true) or one shared
-    /// multi-threaded runtime (false).
-    pub per_core: bool,
     pub server: ServerOptions,
 }
 
@@ -379,14 +371,6 @@ impl BalancerConfig {
             },
             ready_requires_all_pools: config.flag("ready_requires_all_pools")?,
             workers,
-            per_core: match config.raw("runtime").unwrap_or("per-core") {
-                "per-core" => true,
-                "shared" => false,
-                other => {
-                    return Err(config
-                        .invalid("runtime", format!("`{other}`: expected per-core or shared")))
-                }
-            },
             server: ServerOptions::from_config(config)?,
         })
     }
@@ -421,7 +405,6 @@ impl BalancerConfig {
             },
             ready_requires_all_pools: false,
             workers: 1,
-            per_core: true,
             server: ServerOptions::default(),
         }
     }
@@ -489,11 +472,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("upstreams") && err.contains("nope"), "{err}");
-        let err = load(&[("BALANCER_RUNTIME", "fibers")])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("runtime") && err.contains("fibers"), "{err}");
-        assert!(!load(&[("BALANCER_RUNTIME", "shared")]).unwrap().per_core);
         let err = load(&[("BALANCER_CART_URL", "https://x")])
             .unwrap_err()
             .to_string();

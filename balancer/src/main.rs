@@ -141,31 +141,6 @@ fn bind_all(addr: SocketAddr, workers: usize) -> Result<Vec<std::net::TcpListene
     Ok(out)
 }
 
-/// The simple shape, kept for comparison and for hosts where one shared
-/// pool suits better: a multi-threaded runtime with `workers` threads
-/// serving one listener through one upstream pool.
-fn run_shared(config: BalancerConfig) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async move {
-        let listener = common::cli::bind(config.listen).await?;
-        let admin = bind_admin(config.admin_listen)?;
-        let admin = tokio::net::TcpListener::from_std(admin).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let workers = config.workers;
-        let balancer = Balancer::start(config).await;
-        let stop = stop_on_signal();
-        let admin = spawn_admin(&balancer, admin, &stop)?;
-        log::info!("balancer listening on http://{addr} (shared runtime, {workers} threads)");
-        balancer.serve(listener, stop.cancelled_owned()).await;
-        let _ = admin.await;
-        Ok(())
-    })
-}
-
 /// A token cancelled on SIGTERM or Ctrl-C.
 fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
@@ -205,9 +180,6 @@ fn bind_admin(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
 }
 
 fn run(config: BalancerConfig) -> Result<(), String> {
-    if !config.per_core {
-        return run_shared(config);
-    }
     let workers = config.workers;
     let mut listeners = bind_all(config.listen, workers)?.into_iter();
     let admin = bind_admin(config.admin_listen)?;
