@@ -28,7 +28,12 @@ import socket
 import statistics
 import subprocess
 import tempfile
+import sys
 import time
+
+# One readiness probe for both start-up scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "loadgen"))
+from startup_times import ready  # noqa: E402
 
 SERVICES = ["users", "products", "cart", "mailer", "stats", "payments-mock"]
 
@@ -37,15 +42,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def ready(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return s.recv(16).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 def start_once(bin_dir, name, data_dir, database_url, timeout=30.0):
