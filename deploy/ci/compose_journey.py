@@ -155,16 +155,23 @@ def load(shop, seconds, workers):
 def traffic(shop, seconds, state_path):
     state = json.load(open(state_path))
     token, me = login(shop, state["email"], state["password"])
-    counts, last500 = {}, None
-    stop = time.time() + seconds
+    counts, last500, odd = {}, None, []
+    began = time.time()
+    stop = began + seconds
     while time.time() < stop:
         for method, url in (("GET", f"{shop}/products/?limit=5"), ("GET", f"{shop}/user/{me}/orders/")):
             status, body = call(method, url, token=token, timeout=5)
             counts[status] = counts.get(status, 0) + 1
             if status == 500:
                 last500 = time.time()
+            if status not in (200, 503):
+                # Which request, when, and the problem's detail: enough to
+                # tell a replica that went away from a broken exchange.
+                odd.append(f"{time.time() - began:.1f}s {method} {url.removeprefix(shop)} {status} {str(body)[:160]}")
         time.sleep(0.2)
     print(f"traffic: statuses {counts}" + (f"; last 500 at {last500}" if last500 else ""))
+    for line in odd:
+        print(f"  not 200 or 503: {line}")
 
 
 def after_outage(shop, state_path):
