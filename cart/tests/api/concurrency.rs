@@ -46,12 +46,7 @@ async fn parallel_checkouts_of_one_cart_make_one_order() {
         }
     }
     assert_eq!(created, 1, "exactly one checkout wins");
-    let orders: Value = shop
-        .get(&format!("/user/{uid}/orders/"), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orders = shop.orders(&uid, &token).await;
     assert_eq!(orders["total"], 1);
     assert_eq!(orders["items"][0]["items"][0]["quantity"], 3);
     assert!(shop.cart(&uid, &token).await["items"]

@@ -33,12 +33,7 @@ async fn checkout_retried_with_the_same_key_is_one_order_and_one_invoice() {
         assert_eq!(r.json::<Value>().await.unwrap()["id"], first["id"]);
     }
     assert_eq!(shop.invoice_count().await, 1);
-    let orders: Value = shop
-        .get(&format!("/user/{uid}/orders/"), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orders = shop.orders(&uid, &token).await;
     assert_eq!(orders["total"], 1);
 
     // The same key with another request is refused.

@@ -112,12 +112,7 @@ async fn checkout_with_payments_down_is_503_and_keeps_the_cart() {
     let resp = shop.checkout(&uid, &token, Some("checkout-1")).await;
     problem(resp, 503, "payments_unavailable").await;
     assert_eq!(shop.cart(&uid, &token).await, before, "the cart is intact");
-    let orders: Value = shop
-        .get(&format!("/user/{uid}/orders/"), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let orders = shop.orders(&uid, &token).await;
     assert_eq!(orders["total"], 0, "no half order is visible");
 
     // Once payments is back, the same key checks out (a 503 is not stored).
@@ -147,12 +142,7 @@ async fn a_hanging_payment_provider_hangs_neither_reads_nor_checkout() {
     tokio::time::sleep(shop.cart.config.reconcile_after).await;
 
     let started = Instant::now();
-    let list: Value = shop
-        .get(&format!("/user/{uid}/orders/"), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = shop.orders(&uid, &token).await;
     assert_eq!(list["total"], 3);
     assert_eq!(list["items"][0]["status"], "pending_payment");
     let id = list["items"][0]["id"].as_str().unwrap();

@@ -4,8 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::support::{eventually, queued_emails, shop, shop_with, Options, GOOD_CARD, PAID_WITHIN};
 
 #[tokio::test]
@@ -58,12 +56,7 @@ async fn reading_a_pending_order_asks_payments() {
         .wait_for_status(&uid, &token, &id, "paid", PAID_WITHIN)
         .await;
     assert_eq!(order["status"], "paid");
-    let list: Value = shop
-        .get(&format!("/user/{uid}/orders/"), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = shop.orders(&uid, &token).await;
     assert_eq!(list["items"][0]["status"], "paid");
     assert_eq!(queued_emails(&shop).await, 1);
 }

@@ -88,12 +88,7 @@ async fn an_interrupted_checkout_is_completed_or_abandoned_by_the_sweep() {
         "not_found",
     )
     .await;
-    let list: Value = shop
-        .get(&format!("/user/{uid}/orders/"), Some(&token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = shop.orders(&uid, &token).await;
     assert_eq!(list["total"], 1);
 }
 

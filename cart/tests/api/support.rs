@@ -276,6 +276,15 @@ impl Shop {
         resp.json().await.unwrap()
     }
 
+    /// The user's order list, as JSON (whatever the status).
+    pub async fn orders(&self, uid: &str, token: &str) -> Value {
+        self.get(&format!("/user/{uid}/orders/"), Some(token))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn checkout(&self, uid: &str, token: &str, key: Option<&str>) -> reqwest::Response {
         let mut rb = self
             .client
