@@ -110,9 +110,13 @@ impl Shared {
     }
 }
 
-/// One retry at most: a connect failure goes to another replica once; a
-/// broken idempotent exchange is repeated once.
-const MAX_ATTEMPTS: usize = 2;
+/// Attempts per request. A connect failure sent nothing, so the request
+/// goes on to the next healthy replica (the one that failed is ejected, so
+/// each is tried once): when replicas vanish together — a scale-down, a
+/// host lost — one live replica is enough. A broken exchange is repeated
+/// once, and only for a bodiless idempotent request. The bound is for the
+/// pathological pool whose replicas are revived as fast as they fail.
+const MAX_ATTEMPTS: usize = 8;
 
 /// What one request carries from `handle` through `dispatch` to `forward`.
 struct Exchange {
@@ -600,6 +604,7 @@ impl Proxy {
         let mut pending = Some(Request::from_parts(parts, up_body));
 
         let mut previous: Option<(Picked, Failure)> = None;
+        let mut broken_once = false;
         for attempt in 0..MAX_ATTEMPTS {
             let pick = match &previous {
                 None => pool.pick(view, None, false),
@@ -722,13 +727,14 @@ impl Proxy {
                         common::error::chain(&err)
                     );
                     // The request reached the upstream: only a bodiless
-                    // idempotent request may be sent again.
-                    if rebuild.is_none() {
+                    // idempotent request may be sent again, and once.
+                    if rebuild.is_none() || broken_once {
                         return (
                             Some(replica.addr),
                             Err(Failure::Broken.to_error(&pool.name)),
                         );
                     }
+                    broken_once = true;
                     previous = Some((replica, Failure::Broken));
                 }
             }

@@ -1,6 +1,7 @@
 //! Failover when a replica fails: a killed replica is failed over for every
 //! method, a hanging one is 504 without blocking others, a broken GET is
-//! retried but a POST that reached an upstream never is, and nothing
+//! retried but a POST that reached an upstream never is, replicas that
+//! vanish together (a scale-down) cost nothing while one lives, and nothing
 //! reachable is 502 then 503.
 
 use std::time::{Duration, Instant};
@@ -150,4 +151,27 @@ async fn a_dead_replica_costs_a_post_nothing() {
         assert_eq!(resp.status(), 200, "POST {i}");
     }
     assert_eq!(good.state.count("POST"), 4);
+}
+
+#[tokio::test]
+async fn replicas_that_vanish_together_cost_nothing_while_one_lives() {
+    // The first request meets both dead replicas before the live one (the
+    // round-robin starts at the top of the list), as after `--scale
+    // products=1` before the balancer has re-resolved the name.
+    let [dead_a, dead_b] = closed_ports().await;
+    let good = Upstream::spawn("good").await;
+    let shop = spawn_balancer(&table("", &[dead_a, dead_b, good.url()]), |c| {
+        c.health.interval = Duration::from_secs(3600);
+    })
+    .await;
+    let resp = shop.post("/p/0", "{\"k\":\"v\"}").await;
+    assert_eq!(resp.status(), 200, "the first POST");
+    for i in 0..4 {
+        let resp = shop.get(&format!("/g/{i}")).await;
+        assert_eq!(resp.status(), 200, "GET {i}");
+        assert_eq!(resp.headers()["x-upstream"], "good");
+    }
+    assert_eq!(good.state.count("POST"), 1);
+    let health = shop.readyz().await;
+    assert_eq!(health["pools"]["main"]["healthy"], 1, "{health}");
 }

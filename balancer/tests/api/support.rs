@@ -327,10 +327,18 @@ impl Drop for Resetter {
 
 /// A loopback address where nothing listens.
 pub async fn closed_port() -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    drop(l);
-    format!("http://{addr}")
+    let [addr] = closed_ports().await;
+    addr
+}
+
+/// `N` different loopback addresses where nothing listens (all bound at
+/// once before being closed, so no two are the same port).
+pub async fn closed_ports<const N: usize>() -> [String; N] {
+    let mut listeners = Vec::with_capacity(N);
+    for _ in 0..N {
+        listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+    }
+    std::array::from_fn(|i| format!("http://{}", listeners[i].local_addr().unwrap()))
 }
 
 pub struct Shop {
