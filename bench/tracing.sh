@@ -17,10 +17,11 @@
 #    With DUMPS=dir the callgrind dumps are kept there
 #    (`<label>.<path>.<off|on>.out`) for `callgrind_annotate`.
 # 2. CPU per request at RATE req/s (curl --rate: serial requests on one
-#    kept-alive connection at a fixed rate), off and on
-#    interleaved for ROUNDS rounds: the process's user+system time
-#    (/proc/PID/stat) over the requests answered; medians. ROUNDS=0 skips
-#    this part (it needs a quiet machine; callgrind does not).
+#    kept-alive connection at a fixed rate), for ROUNDS rounds: each round
+#    runs an "off" and an "on" process side by side, loaded at the same
+#    time, and reads every thread's CPU time from /proc/PID/task/*/schedstat
+#    (ns); the on/off ratio is taken within each round and its median (with
+#    a 95 % interval) reported. ROUNDS=0 skips this part.
 #
 # Usage: bench/tracing.sh
 #   BASELINES="209c4c2=/path/to/release" N=2000 RATE=1000 SECONDS_PER_ROUND=10 ROUNDS=3 bench/tracing.sh
@@ -65,11 +66,11 @@ fi
 
 HELLO_PORT=$(pick_port)
 SINK_PORT=$(pick_port)
-# The upstream, and a second hello as the OTLP receiver: it answers 200 to
-# every export, which is all the exporter asks of it.
+# The upstream, and the OTLP receiver (reads each export and answers 200 on
+# a kept-alive connection, which is all the exporter asks of it).
 "$BIN/hello" "127.0.0.1:$HELLO_PORT" 2>"$work/hello.log" &
 pids+=($!)
-"$BIN/hello" "127.0.0.1:$SINK_PORT" 2>"$work/sink.log" &
+python3 bench/otlp_sink.py "$SINK_PORT" 2>"$work/sink.log" &
 pids+=($!)
 wait_for "http://127.0.0.1:$HELLO_PORT/"
 wait_for "http://127.0.0.1:$SINK_PORT/"
@@ -127,7 +128,7 @@ stop() {
 # send URL COUNT [RATE]: COUNT requests to URL, one after another on one
 # connection (at most RATE a second); prints how many answered 200.
 send() {
-    local cfg="$work/curl.cfg"
+    local cfg="$work/curl.$BASHPID.cfg"
     : >"$cfg"
     for _ in $(seq 1 "$2"); do
         printf 'url = "%s"\noutput = "/dev/null"\n' "$1" >>"$cfg"
@@ -164,19 +165,43 @@ instructions() {
     awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }'
 }
 
-# cpu_us KIND BINARY TRACING: CPU microseconds per request at RATE.
-cpu_us() {
-    start "$1" "$2" "$3"
-    local pid=$started
-    send "$url" "$RATE" "$RATE" >/dev/null
-    local before after answered
-    before=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-    answered=$(send "$url" "$((RATE * SECONDS_PER_ROUND))" "$RATE")
-    after=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-    stop "$pid"
-    local hz
-    hz=$(getconf CLK_TCK)
-    awk -v d="$((after - before))" -v hz="$hz" -v n="$answered" 'BEGIN { printf "%.2f", d * 1e6 / hz / n }'
+# cpu_ns PID: CPU time used so far by every thread of PID, in ns (the
+# scheduler's own accounting in /proc/PID/task/*/schedstat, not 10 ms ticks).
+cpu_ns() {
+    local total=0 t
+    for t in /proc/"$1"/task/*/schedstat; do
+        total=$((total + $(cut -d' ' -f1 "$t")))
+    done
+    echo "$total"
+}
+
+# cpu_pair KIND: one round. An "off" and an "on" process run side by side
+# and are loaded at the same time, RATE req/s each from a curl of its own,
+# so that both see the same machine (on shared cores the CPU a request
+# costs moves by ±20 % from minute to minute, more than the effect
+# measured). Prints "off on": CPU µs per request of each.
+cpu_pair() {
+    local kind=$1
+    start "$kind" "$BIN/$kind" off
+    local p_off=$started u_off=$url
+    start "$kind" "$BIN/$kind" on
+    local p_on=$started u_on=$url
+    send "$u_off" "$RATE" "$RATE" >/dev/null &
+    local warm=$!
+    send "$u_on" "$RATE" "$RATE" >/dev/null
+    wait "$warm"
+    local b_off b_on a_off a_on n_off n_on
+    b_off=$(cpu_ns "$p_off") b_on=$(cpu_ns "$p_on")
+    send "$u_off" "$((RATE * SECONDS_PER_ROUND))" "$RATE" >"$work/answered.off" &
+    local load=$!
+    n_on=$(send "$u_on" "$((RATE * SECONDS_PER_ROUND))" "$RATE")
+    wait "$load"
+    a_off=$(cpu_ns "$p_off") a_on=$(cpu_ns "$p_on")
+    n_off=$(cat "$work/answered.off")
+    stop "$p_off"
+    stop "$p_on"
+    awk -v off=$((a_off - b_off)) -v on=$((a_on - b_on)) -v noff="$n_off" -v non="$n_on" \
+        'BEGIN { printf "%.2f %.2f\n", off / 1000 / noff, on / 1000 / non }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f %%", (a / b - 1) * 100 }'; }
@@ -236,23 +261,26 @@ done
 
 [ "$ROUNDS" -gt 0 ] || exit 0
 echo
-echo "## CPU per request at $RATE req/s for ${SECONDS_PER_ROUND}s (µs, median of $ROUNDS interleaved rounds)"
+echo "## CPU per request at $RATE req/s, off and on side by side ($ROUNDS rounds of ${SECONDS_PER_ROUND}s)"
 echo
-echo "| path | off | on | on vs off | rounds (off/on) |"
+echo "Each round starts an \"off\" and an \"on\" process together and loads both"
+echo "at once; CPU is every thread's scheduler time (schedstat). The ratio is"
+echo "taken within each round, then the median across rounds."
+echo
+echo "| path | off (median µs) | on (median µs) | on vs off (median of the rounds' ratios, interval) | rounds (off/on µs) |"
 echo "| --- | ---: | ---: | ---: | --- |"
 for kind in balancer products; do
-    offs=() ons=()
+    offs=() ons=() ratios=()
     for round in $(seq 1 "$ROUNDS"); do
         log "cpu: $kind round $round"
-        if [ $((round % 2)) = 1 ]; then
-            offs+=("$(cpu_us "$kind" "$BIN/$kind" off)")
-            ons+=("$(cpu_us "$kind" "$BIN/$kind" on)")
-        else
-            ons+=("$(cpu_us "$kind" "$BIN/$kind" on)")
-            offs+=("$(cpu_us "$kind" "$BIN/$kind" off)")
-        fi
+        read -r off on < <(cpu_pair "$kind")
+        offs+=("$off") ons+=("$on")
+        ratios+=("$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.4f", a / b }')")
     done
     off=$(printf '%s\n' "${offs[@]}" | median)
     on=$(printf '%s\n' "${ons[@]}" | median)
-    echo "| $kind | $off | $on | $(ratio "$on" "$off") | ${offs[*]} / ${ons[*]} |"
+    read -r r lo hi cover < <(printf '%s\n' "${ratios[@]}" | median_ci)
+    rounds=""
+    for i in "${!offs[@]}"; do rounds+=" ${offs[$i]}/${ons[$i]}"; done
+    echo "| $kind | $off | $on | $(ratio "$r" 1) ($(ratio "$lo" 1) … $(ratio "$hi" 1), ${cover} %) |$rounds |"
 done
