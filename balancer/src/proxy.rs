@@ -499,6 +499,11 @@ impl Proxy {
         let _ = exchange
             .span
             .set((ids.trace_id().to_bytes(), ids.span_id().to_bytes()));
+        // A span the sampler dropped records nothing (its ids still go to
+        // the access log).
+        if !s.is_recording() {
+            return (upstream, resp);
+        }
         s.update_name(format!("{method} {}", rule.name));
         if let Some(addr) = upstream {
             s.set_attribute(Attr::new("upstream.address", addr.to_string()));

@@ -133,12 +133,17 @@ impl<S: Send + Sync + 'static> App<S> {
         let route = ctx.route().unwrap_or("unmatched");
         let status = resp.status();
         let s = cx.span();
+        // A span the sampler dropped records nothing: naming it and adding
+        // attributes would be work thrown away.
+        if !s.is_recording() {
+            return resp;
+        }
         s.update_name(format!("{} {route}", ctx.method));
-        s.set_attribute(KeyValue::new("http.route", route));
-        s.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status.as_u16()),
-        ));
+        // One call, one lock of the span.
+        s.set_attributes([
+            KeyValue::new("http.route", route),
+            KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+        ]);
         if status.is_server_error() {
             telemetry::set_error(&cx, ctx.error_kind().unwrap_or("server_error").to_string());
         }
