@@ -85,7 +85,7 @@ impl ProductsClient {
 }
 
 /// An invoice at the payment provider (the fields the cart uses).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Invoice {
     pub id: String,
     pub status: String,

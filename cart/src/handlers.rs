@@ -10,17 +10,19 @@ use common::messages::payments::INVOICE_PAID;
 use common::messages::stats::CartItemAdded;
 use common::messages::{Message, StatsEvent};
 use common::pagination::{Page, PageParams};
+use common::validate::FromBody;
 use common::webhook::{verify_now, SignatureError, DEFAULT_TOLERANCE_SECS};
 use common::{ApiError, HandlerResult, Req};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::checkout::CheckoutError;
 use crate::clients::ProductError;
 use crate::domain::{
     parse_id, CartView, ItemView, NewItem, OrderView, Quantity, MAX_LINES, MAX_QUANTITY,
 };
+use crate::payment_event::PaymentEvent;
 use crate::store::StoreError;
 use crate::State;
 
@@ -361,34 +363,17 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
             "the request body must be application/json",
         ));
     }
-    let event: Value = parse_json(&body)?;
-    let text = |v: &Value, field: &str| -> Result<String, ApiError> {
-        v.get(field)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty() && s.len() <= 255)
-            .map(str::to_string)
-            .ok_or_else(|| ApiError::invalid_field(field, "must be a non-empty string"))
+    let (event_id, invoice) = match PaymentEvent::check(parse_json(&body)?)? {
+        PaymentEvent::InvoicePaid { event_id, invoice } => (event_id, invoice),
+        PaymentEvent::Other {
+            event_id,
+            event_type,
+        } => {
+            log::info!("payment webhook {event_id} of type {event_type} ignored");
+            return Ok(json_response(StatusCode::OK, &json!({"received": true})));
+        }
     };
-    let event_id = text(&event, "id")?;
-    let event_type = text(&event, "type")?;
-    if event_type != INVOICE_PAID {
-        log::info!("payment webhook {event_id} of type {event_type} ignored");
-        return Ok(json_response(StatusCode::OK, &json!({"received": true})));
-    }
-    let invoice = event
-        .get("invoice")
-        .filter(|v| v.is_object())
-        .ok_or_else(|| ApiError::invalid_field("invoice", "must be an object"))?;
-    let invoice_id = text(invoice, "id")
-        .map_err(|_| ApiError::invalid_field("invoice.id", "must be a non-empty string"))?;
-    let invoice: crate::clients::Invoice = serde_json::from_value(invoice.clone())
-        .map_err(|e| ApiError::invalid_field("invoice", e.to_string()))?;
-    if !invoice.is_paid() {
-        return Err(ApiError::invalid_field(
-            "invoice.status",
-            "an invoice.paid event must carry a paid invoice",
-        ));
-    }
+    let invoice_id = invoice.id.clone();
     if let Some(order) = state.store.order_by_invoice(&invoice_id).await? {
         if !crate::reconciliation::pays(&invoice, &order) {
             // Acknowledged so the provider stops retrying; the order stays
@@ -399,7 +384,7 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
     let outcome = crate::reconciliation::confirm(
         &state,
         &invoice_id,
-        Some((&event_id, &event_type)),
+        Some((&event_id, INVOICE_PAID)),
         "webhook",
     )
     .await?;

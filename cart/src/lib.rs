@@ -20,6 +20,7 @@
 //! - [`domain`]: ids, quantities, request bodies, and the item, cart and
 //!   order views clients get.
 //! - [`clients`]: typed clients for products and the payment provider.
+//! - [`payment_event`]: the provider's webhook body as a typed event.
 //! - [`checkout`]: cart → order with an invoice, crash-safe, and the
 //!   recovery of interrupted checkouts.
 //! - [`reconciliation`]: marking orders paid (webhook, reconciliation on
@@ -33,6 +34,7 @@ pub mod clients;
 pub mod config;
 pub mod domain;
 mod handlers;
+pub mod payment_event;
 pub mod reconciliation;
 pub mod store;
 
