@@ -15,8 +15,9 @@
 #   5. --profile observability: promtool check config, every target up;
 #   6. --scale products=3: requests spread over the replicas, then one is
 #      stopped under a bounded load and no request fails;
-#   7. PostgreSQL stopped and started under light traffic: services report
-#      not ready, recover by themselves, no 500 after, nothing lost;
+#   7. PostgreSQL stopped and started under light traffic: every answer
+#      is 200 or 503, services report not ready, recover by themselves, no
+#      500 after, nothing lost;
 #   8. down, up -d: accounts, orders and catalog are still there;
 #   9. each image's size, and what the Dockerfile adds (docker history).
 # Then `down -v`. Ports: SHOP_PORT, MAIL_UI_PORT and PROMETHEUS_PORT are
@@ -183,7 +184,12 @@ sleep 5
 docker stop -t 20 "${replicas[0]}" >/dev/null
 echo "stopped replica ${replicas[0]:0:12}"
 wait $load_pid || die "requests failed while a replica stopped"
+# Back to one replica: compose removes products_2 and _3 and starts again
+# the one stopped above (often products_1). Until it is up no replica can be
+# connected to, and the answer is rightly 502 upstream_unreachable; the next
+# step is about PostgreSQL, so it starts once products is healthy again.
 docker-compose up -d --scale products=1 --no-recreate products
+wait_healthy 120
 
 step "PostgreSQL goes away under light traffic, and comes back"
 $JOURNEY traffic "$SHOP" 40 "$STATE/journey.json" > "$STATE/traffic.log" & traffic_pid=$!
@@ -202,8 +208,10 @@ echo "not ready while PostgreSQL is down:$not_ready"
 [ "$(echo $not_ready | wc -w)" -eq 6 ] || die "not every service reported not ready"
 docker-compose start postgres
 wait_healthy 120
-wait $traffic_pid
+traffic_rc=0
+wait $traffic_pid || traffic_rc=$?
 cat "$STATE/traffic.log"
+[ $traffic_rc -eq 0 ] || die "during the outage an answer was neither 200 nor 503"
 $JOURNEY after-outage "$SHOP" "$STATE/journey.json"
 for svc in "${SERVICES[@]}"; do
     restarts=$(docker inspect -f '{{.RestartCount}}' $(docker-compose ps -q "$svc"))

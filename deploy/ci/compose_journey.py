@@ -11,7 +11,9 @@ deploy/ci/compose-test.sh calls one subcommand per step:
                               request fails (status other than 200, or no
                               answer at all).
   traffic SHOP SECONDS STATE  light traffic (catalog and the user's orders);
-                              prints each status count and the last 500.
+                              prints each status count; exits 1 if any
+                              answer is neither 200 nor 503 (a 500, a 502,
+                              no answer at all).
   after-outage SHOP STATE     every request answers, none 500; the journey's
                               order and account are still there.
   persisted SHOP STATE        after down/up: login, the paid order, the same
@@ -172,6 +174,8 @@ def traffic(shop, seconds, state_path):
     print(f"traffic: statuses {counts}" + (f"; last 500 at {last500}" if last500 else ""))
     for line in odd:
         print(f"  not 200 or 503: {line}")
+    if odd:
+        sys.exit(f"FAIL traffic: {len(odd)} answers were neither 200 nor 503")
 
 
 def after_outage(shop, state_path):
