@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use common::auth::Claims;
 use common::idempotency::{request_hash, Key};
-use common::json::{is_json_content_type, json_response, no_content, parse_json};
+use common::json::{is_json_content_type, json_response, no_content};
 use common::messages::payments::INVOICE_PAID;
 use common::messages::stats::CartItemAdded;
 use common::messages::{Message, StatsEvent};
 use common::pagination::{Page, PageParams};
-use common::validate::FromBody;
+use common::validate::from_bytes;
 use common::webhook::{verify_now, SignatureError, DEFAULT_TOLERANCE_SECS};
 use common::{ApiError, HandlerResult, Req};
 use http::header::RETRY_AFTER;
@@ -363,7 +363,7 @@ pub async fn payment_webhook(state: Arc<State>, mut req: Req) -> HandlerResult {
             "the request body must be application/json",
         ));
     }
-    let (event_id, invoice) = match PaymentEvent::check(parse_json(&body)?)? {
+    let (event_id, invoice) = match from_bytes::<PaymentEvent>(&body)? {
         PaymentEvent::InvoicePaid { event_id, invoice } => (event_id, invoice),
         PaymentEvent::Other {
             event_id,
