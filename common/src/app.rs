@@ -116,10 +116,13 @@ impl<S: Send + Sync + 'static> App<S> {
         let span = telemetry::enabled()
             .then(|| {
                 telemetry::span("HTTP", Kind::Server, || {
-                    vec![KeyValue::new(
+                    // Room for the route and status added at the end.
+                    let mut attrs = Vec::with_capacity(3);
+                    attrs.push(KeyValue::new(
                         "http.request.method",
                         telemetry::method_value(req.method()),
-                    )]
+                    ));
+                    attrs
                 })
                 .parent(telemetry::extract(req.headers()))
                 .start()
@@ -138,7 +141,7 @@ impl<S: Send + Sync + 'static> App<S> {
         if !s.is_recording() {
             return resp;
         }
-        s.update_name(format!("{} {route}", ctx.method));
+        s.update_name(telemetry::http_span_name(&ctx.method, route));
         // One call, one lock of the span.
         s.set_attributes([
             KeyValue::new("http.route", route),

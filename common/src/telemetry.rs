@@ -2,12 +2,21 @@
 //! spans around the work that takes time, OTLP/HTTP (protobuf) export.
 //!
 //! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set.
-//! Off means no tracer at all: every helper here checks one `OnceLock` and
-//! goes straight to the work, so a request allocates nothing for tracing.
-//! On, the SDK reads the standard variables itself (`OTEL_SERVICE_NAME`,
-//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`, `OTEL_BSP_*`)
-//! and [`otlp_http`] the exporter's (`OTEL_EXPORTER_OTLP_*`); the
-//! service's own name is the default name.
+//! Off means no recorder at all: every helper here checks one `OnceLock`
+//! and goes straight to the work, so a request allocates nothing for
+//! tracing. On, the SDK reads the standard variables (`OTEL_SERVICE_NAME`,
+//! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
+//! `OTEL_SPAN_*_COUNT_LIMIT`), [`export_queue`] `OTEL_BSP_*` and
+//! [`otlp_http`] the exporter's (`OTEL_EXPORTER_OTLP_*`); the service's
+//! own name is the default name.
+//!
+//! Spans are the API's (`Context`, `SpanContext`, `Span`), made by our
+//! [`recorder`] rather than the SDK's tracer: it costs a third of what the
+//! SDK's spans and batch processor did (`bench/tracing.md`, Round 4).
+//! The path of a span: [`SpanSpec::start`] → `recorder::Recorder::start`
+//! (sampler, ids) → the span lives in the request's `Context` → `end()`
+//! encodes it ([`otlp_wire`]) into the [`export_queue`] → the export
+//! thread posts batches ([`otlp_http`]).
 //!
 //! The current span travels in OpenTelemetry's [`Context`], attached to
 //! each future with [`FutureExt::with_context`] (never a guard held across
@@ -19,32 +28,40 @@ use std::future::Future;
 use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use opentelemetry::trace::{
-    FutureExt, Link, SpanKind, Status, TraceContextExt, Tracer, TracerProvider,
-};
-use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
+use opentelemetry::trace::{FutureExt, Link, SpanKind, Status, TraceContextExt};
+use opentelemetry::{InstrumentationScope, KeyValue};
+
+mod export_queue;
 mod otlp_http;
 mod otlp_wire;
+mod recorder;
 
 pub use opentelemetry::trace::{SpanContext, SpanKind as Kind};
 pub use opentelemetry::{Context, KeyValue as Attr};
 /// The OTLP encoder on its own, for `bench/src/bin/otlp_encode.rs`.
-pub use otlp_wire::{encode_request, EncodedResource};
+pub use otlp_wire::{encode_request, to_span_data, EncodedResource, EncodedScope};
+pub use recorder::SpanRecord;
 
 pub const TRACEPARENT: &str = "traceparent";
 pub const TRACESTATE: &str = "tracestate";
+// Made at compile time: `from_static` checks every byte, at each call.
+const TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
+const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 
 struct Telemetry {
-    provider: SdkTracerProvider,
-    tracer: SdkTracer,
+    recorder: recorder::Recorder,
+    queue: Arc<export_queue::ExportQueue>,
+    exporter: Mutex<Option<JoinHandle<()>>>,
 }
 
 static TELEMETRY: OnceLock<Telemetry> = OnceLock::new();
 
 /// Starts exporting when an OTLP endpoint is configured; a no-op otherwise
-/// and on later calls. `service` is the default `service.name`.
+/// and on later calls. `service` is the default `service.name`, and the
+/// instrumentation scope's name.
 pub fn init(service: &'static str) {
     let configured = [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -55,34 +72,66 @@ pub fn init(service: &'static str) {
     if !configured || TELEMETRY.get().is_some() {
         return;
     }
-    let exporter =
-        match otlp_http::ExportConfig::from_env().and_then(otlp_http::OtlpHttpExporter::new) {
-            Ok(e) => e,
-            Err(e) => {
-                log::error!("tracing stays off: {e}");
-                return;
-            }
-        };
-    let endpoint = exporter.endpoint().clone();
     let mut resource = opentelemetry_sdk::Resource::builder();
     if std::env::var("OTEL_SERVICE_NAME").is_err() {
         resource = resource.with_service_name(service);
     }
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource.build())
-        .build();
-    let tracer = provider.tracer(service);
-    if TELEMETRY.set(Telemetry { provider, tracer }).is_ok() {
+    let resource = otlp_wire::EncodedResource::new(&resource.build());
+    let scope = otlp_wire::EncodedScope::new(&InstrumentationScope::builder(service).build());
+    let mut exporter = match otlp_http::ExportConfig::from_env()
+        .and_then(|c| otlp_http::OtlpHttpExporter::new(c, resource, scope))
+    {
+        Ok(e) => e,
+        Err(e) => {
+            log::error!("tracing stays off: {e}");
+            return;
+        }
+    };
+    let endpoint = exporter.endpoint().clone();
+    let queue = Arc::new(export_queue::ExportQueue::new(
+        export_queue::BatchConfig::from_env(),
+    ));
+    let recorder = recorder::Recorder::new(
+        opentelemetry_sdk::trace::Config::default(),
+        Arc::clone(&queue),
+    );
+    let thread = {
+        let queue = Arc::clone(&queue);
+        std::thread::Builder::new()
+            .name("otlp-export".into())
+            .spawn(move || queue.run(|spans| exporter.export(spans)))
+    };
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("tracing stays off: starting the export thread: {e}");
+            return;
+        }
+    };
+    let telemetry = Telemetry {
+        recorder,
+        queue,
+        exporter: Mutex::new(Some(thread)),
+    };
+    if TELEMETRY.set(telemetry).is_ok() {
         log::info!("tracing: exporting spans over OTLP/HTTP to {endpoint}");
     }
 }
 
-/// Sends the spans still buffered; call once at exit.
+/// Sends the spans still queued and stops the export thread; call once
+/// at exit. Spans ended after this are dropped.
 pub fn shutdown() {
     if let Some(t) = TELEMETRY.get() {
-        if let Err(e) = t.provider.shutdown() {
-            log::warn!("tracing: flushing spans at exit failed: {e}");
+        t.queue.shut_down();
+        let thread = crate::mutex::lock(&t.exporter).take();
+        if let Some(thread) = thread {
+            if thread.join().is_err() {
+                log::warn!("tracing: the export thread panicked");
+            }
+        }
+        let dropped = t.queue.dropped();
+        if dropped > 0 {
+            log::warn!("tracing: {dropped} spans were dropped (the queue was full)");
         }
     }
 }
@@ -93,8 +142,8 @@ pub fn enabled() -> bool {
     TELEMETRY.get().is_some()
 }
 
-fn tracer() -> Option<&'static SdkTracer> {
-    TELEMETRY.get().map(|t| &t.tracer)
+fn recorder() -> Option<&'static recorder::Recorder> {
+    TELEMETRY.get().map(|t| &t.recorder)
 }
 
 /// A span to start: built only when tracing is on, so the attribute
@@ -140,18 +189,13 @@ impl<A: FnOnce() -> Vec<KeyValue>> SpanSpec<A> {
 
     /// The started span's context, or `None` when tracing is off.
     pub fn start(self) -> Option<Context> {
-        let tracer = tracer()?;
+        let recorder = recorder()?;
         let parent = self.parent.unwrap_or_else(Context::current);
-        let name: Cow<'static, str> = match self.suffix {
-            Some(suffix) => format!("{} {suffix}", self.name).into(),
+        let name = match self.suffix {
+            Some(suffix) => span_name(self.name, suffix),
             None => self.name.into(),
         };
-        let span = tracer
-            .span_builder(name)
-            .with_kind(self.kind)
-            .with_attributes((self.attrs)())
-            .with_links(self.links)
-            .start_with_context(tracer, &parent);
+        let span = recorder.start(&parent, name, self.kind, self.attrs, self.links);
         Some(parent.with_span(span))
     }
 
@@ -183,6 +227,35 @@ impl<A: FnOnce() -> Vec<KeyValue>> SpanSpec<A> {
     }
 }
 
+/// `"{first} {second}"` (a method and a route, a statement kind and a
+/// table), made once per pair and kept: span names come from a small
+/// fixed set, and `format!` per span cost a traced request 700
+/// instructions (callgrind).
+pub fn span_name(first: &'static str, second: &str) -> Cow<'static, str> {
+    use rustc_hash::FxHashMap;
+    // FxHash: SipHash of the keys cost as much as the lookup saved.
+    type Names = FxHashMap<&'static str, FxHashMap<Box<str>, &'static str>>;
+    static NAMES: Mutex<Option<Names>> = Mutex::new(None);
+    // Beyond this many per first word, names are made per span: a route
+    // table reloaded again and again must not grow the process unbounded.
+    const MAX_NAMES: usize = 4096;
+    let mut names = crate::mutex::lock(&NAMES);
+    let by_second = names
+        .get_or_insert_with(Default::default)
+        .entry(first)
+        .or_default();
+    if let Some(name) = by_second.get(second) {
+        return Cow::Borrowed(name);
+    }
+    let name = format!("{first} {second}");
+    if by_second.len() >= MAX_NAMES {
+        return name.into();
+    }
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    by_second.insert(second.into(), name);
+    Cow::Borrowed(name)
+}
+
 /// A database call: its statement kind (`SELECT`, `INSERT`, … or
 /// `TRANSACTION` for several) and main table — never values.
 pub fn db(
@@ -199,11 +272,10 @@ pub fn db(
     spec
 }
 
-/// An HTTP method as an attribute value; the standard ones are static
-/// strings, so naming them allocates nothing.
-pub fn method_value(method: &http::Method) -> opentelemetry::Value {
+/// A standard HTTP method's name as a static string.
+fn method_str(method: &http::Method) -> Option<&'static str> {
     use http::Method as M;
-    let name: &'static str = match *method {
+    Some(match *method {
         M::GET => "GET",
         M::POST => "POST",
         M::PUT => "PUT",
@@ -213,9 +285,25 @@ pub fn method_value(method: &http::Method) -> opentelemetry::Value {
         M::PATCH => "PATCH",
         M::CONNECT => "CONNECT",
         M::TRACE => "TRACE",
-        _ => return method.as_str().to_string().into(),
-    };
-    name.into()
+        _ => return None,
+    })
+}
+
+/// An HTTP method as an attribute value; the standard ones are static
+/// strings, so naming them allocates nothing.
+pub fn method_value(method: &http::Method) -> opentelemetry::Value {
+    match method_str(method) {
+        Some(name) => name.into(),
+        None => method.as_str().to_string().into(),
+    }
+}
+
+/// A server span's name, `"{method} {route}"` ([`span_name`]).
+pub fn http_span_name(method: &http::Method, route: &str) -> Cow<'static, str> {
+    match method_str(method) {
+        Some(m) => span_name(m, route),
+        None => format!("{method} {route}").into(),
+    }
 }
 
 /// Marks a span failed (with the error's kind, never its values).
@@ -278,11 +366,11 @@ pub fn context_from_traceparent(traceparent: &str) -> Context {
 
 /// The remote parent the request's `traceparent`/`tracestate` name, if any.
 pub fn extract(headers: &HeaderMap) -> Context {
-    let parent = headers.get(HeaderName::from_static(TRACEPARENT));
+    let parent = headers.get(TRACEPARENT_HEADER);
     if parent.is_none() {
         return Context::new();
     }
-    let state = headers.get(HeaderName::from_static(TRACESTATE));
+    let state = headers.get(TRACESTATE_HEADER);
     remote_parent(parent.map(|v| v.as_bytes()), state.map(|v| v.as_bytes()))
 }
 
@@ -361,7 +449,7 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
     let flags = sc.trace_flags() & opentelemetry::trace::TraceFlags::SAMPLED;
     let tp = traceparent(sc, flags.to_u8());
     headers.insert(
-        HeaderName::from_static(TRACEPARENT),
+        TRACEPARENT_HEADER,
         HeaderValue::from_bytes(&tp).expect("hex digits and dashes"),
     );
     let state = sc.trace_state().header();
@@ -373,7 +461,7 @@ pub fn inject(cx: &Context, headers: &mut HeaderMap) {
             Err(_) => return,
         }
     };
-    headers.insert(HeaderName::from_static(TRACESTATE), state);
+    headers.insert(TRACESTATE_HEADER, state);
 }
 
 /// Writes the current span (if any is recorded) into outbound headers.

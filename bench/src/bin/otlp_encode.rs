@@ -5,7 +5,8 @@
 //! - `reference`: what `opentelemetry-otlp` 0.31 does in its HTTP exporter
 //!   (`opentelemetry-proto`'s `group_spans_by_resource_and_scope`, then
 //!   prost's `encode_to_vec`);
-//! - `ours`: `common::telemetry`'s direct encoder.
+//! - `ours`: `common::telemetry`'s direct encoder, from our `SpanRecord`s
+//!   (the reference is handed the same spans as the SDK's `SpanData`).
 //!
 //! Usage: `otlp_encode [both|reference|ours] [ROUNDS]` (default `both 20`).
 //! Each round encodes 100 batches of 512 spans each way (interleaved, the
@@ -17,7 +18,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::telemetry::{encode_request, EncodedResource};
+use common::telemetry::{encode_request, to_span_data, EncodedResource, EncodedScope, SpanRecord};
 use opentelemetry::trace::{
     SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
 };
@@ -25,15 +26,14 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry_sdk::trace::SpanData;
 use opentelemetry_sdk::Resource;
 use prost::Message;
 
 const BATCH: usize = 512;
 const BATCHES_PER_ROUND: usize = 100;
 
-fn batch() -> Vec<SpanData> {
-    let scope = InstrumentationScope::builder("products").build();
+fn batch() -> Vec<SpanRecord> {
     let now = SystemTime::now();
     let mut spans = Vec::with_capacity(BATCH);
     for i in 0..BATCH as u64 / 2 {
@@ -47,11 +47,11 @@ fn batch() -> Vec<SpanData> {
                 TraceState::default(),
             )
         };
-        let server = SpanData {
+        let server = SpanRecord {
             span_context: cx(2 * i + 1),
             parent_span_id: SpanId::from(0xb7ad6b7169203331),
             parent_span_is_remote: true,
-            span_kind: SpanKind::Server,
+            kind: SpanKind::Server,
             name: Cow::Owned("GET /product/{id}".into()),
             start_time: now,
             end_time: now + Duration::from_micros(180),
@@ -61,16 +61,17 @@ fn batch() -> Vec<SpanData> {
                 KeyValue::new("http.response.status_code", 200_i64),
             ],
             dropped_attributes_count: 0,
-            events: SpanEvents::default(),
-            links: SpanLinks::default(),
+            events: Vec::new(),
+            dropped_events_count: 0,
+            links: Vec::new(),
+            dropped_links_count: 0,
             status: Status::Unset,
-            instrumentation_scope: scope.clone(),
         };
-        let db = SpanData {
+        let db = SpanRecord {
             span_context: cx(2 * i + 2),
             parent_span_id: SpanId::from(2 * i + 1),
             parent_span_is_remote: false,
-            span_kind: SpanKind::Client,
+            kind: SpanKind::Client,
             name: Cow::Owned("SELECT products".into()),
             start_time: now + Duration::from_micros(20),
             end_time: now + Duration::from_micros(120),
@@ -93,9 +94,9 @@ fn reference(spans: Vec<SpanData>, resource: &ResourceAttributesWithSchema) -> u
         .len()
 }
 
-fn ours(spans: Vec<SpanData>, resource: &EncodedResource) -> usize {
+fn ours(spans: Vec<SpanRecord>, scope: &EncodedScope, resource: &EncodedResource) -> usize {
     let mut body = Vec::with_capacity(64 * 1024);
-    encode_request(&spans, resource, &mut body);
+    encode_request(&spans, scope, resource, &mut body);
     drop(spans);
     body.len()
 }
@@ -111,7 +112,10 @@ fn main() {
         ResourceAttributesWithSchema::from(&resource),
         EncodedResource::new(&resource),
     );
+    let scope = InstrumentationScope::builder("products").build();
+    let our_scope = EncodedScope::new(&scope);
     let template = batch();
+    let template_data: Vec<SpanData> = template.iter().map(|r| to_span_data(r, &scope)).collect();
     let ways: &[&str] = match which.as_str() {
         "both" => &["reference", "ours"],
         "reference" => &["reference"],
@@ -127,14 +131,22 @@ fn main() {
             } else {
                 ways.len() - 1 - k
             };
-            let batches: Vec<Vec<SpanData>> =
-                (0..BATCHES_PER_ROUND).map(|_| template.clone()).collect();
-            let began = Instant::now();
-            for b in batches {
-                sizes[k] = match ns[k].0 {
-                    "reference" => reference(b, &ref_resource),
-                    _ => ours(b, &our_resource),
-                };
+            let began;
+            if ns[k].0 == "reference" {
+                let batches: Vec<Vec<SpanData>> = (0..BATCHES_PER_ROUND)
+                    .map(|_| template_data.clone())
+                    .collect();
+                began = Instant::now();
+                for b in batches {
+                    sizes[k] = reference(b, &ref_resource);
+                }
+            } else {
+                let batches: Vec<Vec<SpanRecord>> =
+                    (0..BATCHES_PER_ROUND).map(|_| template.clone()).collect();
+                began = Instant::now();
+                for b in batches {
+                    sizes[k] = ours(b, &our_scope, &our_resource);
+                }
             }
             let per_span = began.elapsed().as_nanos() as f64 / (BATCHES_PER_ROUND * BATCH) as f64;
             ns[k].1.push(per_span);
