@@ -267,7 +267,7 @@ impl Proxy {
         if let Some((method, path)) = logged {
             let route_name = self.shared.metrics[index].route();
             let upstream = upstream
-                .map(|a| a.to_string())
+                .map(|r| r.addr.to_string())
                 .unwrap_or_else(|| "-".into());
             let rid = rid.to_str().unwrap_or("-");
             let duration_ms = elapsed * 1000.0;
@@ -298,7 +298,7 @@ impl Proxy {
         req: Request<Incoming>,
         scan: &mut headers::Scan,
         exchange: &Exchange,
-    ) -> (Label, Option<SocketAddr>, Response<DownBody>) {
+    ) -> (Label, Option<Picked>, Response<DownBody>) {
         let rid_str = exchange.rid.to_str().unwrap_or("-");
         let problem = |e: ApiError| e.into_response(rid_str).map(DownBody::from);
         let cfg = &self.shared.config;
@@ -462,7 +462,7 @@ impl Proxy {
         req: Request<Incoming>,
         scan: &mut headers::Scan,
         exchange: &Exchange,
-    ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
+    ) -> (Option<Picked>, Result<Response<DownBody>, ApiError>) {
         let method = req.method().clone();
         let trusted = scan.trace_context
             && self
@@ -476,7 +476,9 @@ impl Proxy {
             telemetry::Context::new()
         };
         let span = telemetry::span("proxy", telemetry::Kind::Server, || {
-            vec![
+            // Room for the two added at the end (address, status).
+            let mut attrs = Vec::with_capacity(6);
+            attrs.extend([
                 Attr::new("http.request.method", telemetry::method_value(&method)),
                 Attr::new("http.route", rule.name.clone()),
                 Attr::new("balancer.pool", pool.name.clone()),
@@ -484,7 +486,8 @@ impl Proxy {
                     "shop.request_id",
                     exchange.rid.to_str().unwrap_or("").to_string(),
                 ),
-            ]
+            ]);
+            attrs
         })
         .parent(parent)
         .start();
@@ -504,9 +507,9 @@ impl Proxy {
         if !s.is_recording() {
             return (upstream, resp);
         }
-        s.update_name(format!("{method} {}", rule.name));
-        if let Some(addr) = upstream {
-            s.set_attribute(Attr::new("upstream.address", addr.to_string()));
+        s.update_name(telemetry::http_span_name(&method, &rule.name));
+        if let Some(replica) = &upstream {
+            s.set_attribute(Attr::new("upstream.address", replica.addr_text.clone()));
         }
         match &resp {
             Ok(r) => s.set_attribute(Attr::new(
@@ -538,7 +541,7 @@ impl Proxy {
         scan: &mut headers::Scan,
         exchange: &Exchange,
         span: Option<&telemetry::Context>,
-    ) -> (Option<SocketAddr>, Result<Response<DownBody>, ApiError>) {
+    ) -> (Option<Picked>, Result<Response<DownBody>, ApiError>) {
         let Exchange {
             peer,
             started,
@@ -623,7 +626,7 @@ impl Proxy {
                 Pick::NoneHealthy | Pick::NoReplicas => {
                     return match previous {
                         None => (None, Err(unavailable(&pool.name))),
-                        Some((r, failure)) => (Some(r.addr), Err(failure.to_error(&pool.name))),
+                        Some((r, failure)) => (Some(r), Err(failure.to_error(&pool.name))),
                     };
                 }
             };
@@ -653,7 +656,7 @@ impl Proxy {
                         vec![
                             Attr::new("retry.reason", reason),
                             Attr::new("retry.attempt", attempt as i64),
-                            Attr::new("upstream.address", replica.addr.to_string()),
+                            Attr::new("upstream.address", replica.addr_text.clone()),
                         ],
                     );
                 }
@@ -670,18 +673,21 @@ impl Proxy {
                 .deadlines
                 .timeout_at(deadline, self.connections.send(replica.addr, up, started)));
             let err = match sent.await {
-                Ok(Ok(resp)) => return (Some(replica.addr), Ok(self.relay(resp, timeout))),
+                Ok(Ok(resp)) => return (Some(replica.clone()), Ok(self.relay(resp, timeout))),
                 Ok(Err(e)) => e,
                 Err(_) => {
                     // Still waiting for the client's body: its fault, not
                     // the upstream's, whichever timeout is shorter.
                     if body_shared.is_some_and(|s| s.waiting_on_client()) {
                         let waited = self.shared.config.server.body_read_timeout.min(timeout);
-                        return (Some(replica.addr), Err(common::json::body_timeout(waited)));
+                        return (
+                            Some(replica.clone()),
+                            Err(common::json::body_timeout(waited)),
+                        );
                     }
                     crate::metrics::upstream_error(&pool.name, "timeout");
                     return (
-                        Some(replica.addr),
+                        Some(replica.clone()),
                         Err(ApiError::new(
                             StatusCode::GATEWAY_TIMEOUT,
                             "upstream_timeout",
@@ -722,7 +728,7 @@ impl Proxy {
                             ),
                             ClientFault::Unreadable => common::json::body_unreadable(),
                         };
-                        return (Some(replica.addr), Err(error));
+                        return (Some(replica.clone()), Err(error));
                     }
                     crate::metrics::upstream_error(&pool.name, "broken");
                     log::warn!(
@@ -735,7 +741,7 @@ impl Proxy {
                     // idempotent request may be sent again, and once.
                     if rebuild.is_none() || broken_once {
                         return (
-                            Some(replica.addr),
+                            Some(replica.clone()),
                             Err(Failure::Broken.to_error(&pool.name)),
                         );
                     }
@@ -745,7 +751,7 @@ impl Proxy {
             }
         }
         match previous {
-            Some((r, failure)) => (Some(r.addr), Err(failure.to_error(&pool.name))),
+            Some((r, failure)) => (Some(r), Err(failure.to_error(&pool.name))),
             None => (None, Err(unavailable(&pool.name))),
         }
     }
