@@ -471,6 +471,17 @@ pub fn inject_current(headers: &mut HeaderMap) {
     }
 }
 
+/// A variable lookup over `vars`, for the tests of what reads the
+/// environment through a `from_vars` (the exporter, the export queue).
+#[cfg(test)]
+fn vars_of<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |k| {
+        vars.iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use opentelemetry::propagation::{Extractor, TextMapPropagator};

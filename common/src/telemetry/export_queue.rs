@@ -186,11 +186,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> BatchConfig {
-        BatchConfig::from_vars(|k| {
-            vars.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
-        })
+        BatchConfig::from_vars(crate::telemetry::vars_of(vars))
     }
 
     #[test]

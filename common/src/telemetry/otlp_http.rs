@@ -221,11 +221,7 @@ mod tests {
     use super::*;
 
     fn config(vars: &[(&str, &str)]) -> Result<ExportConfig, String> {
-        ExportConfig::from_vars(|k| {
-            vars.iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
-        })
+        ExportConfig::from_vars(crate::telemetry::vars_of(vars))
     }
 
     #[test]
