@@ -11,7 +11,7 @@
 //! own name is the default name.
 //!
 //! Spans are the API's (`Context`, `SpanContext`, `Span`), made by our
-//! [`recorder`] rather than the SDK's tracer: it costs a third of what the
+//! [`recorder`] rather than the SDK's tracer: it costs half the CPU the
 //! SDK's spans and batch processor did (`bench/tracing.md`, Round 4).
 //! The path of a span: [`SpanSpec::start`] → `recorder::Recorder::start`
 //! (sampler, ids) → the span lives in the request's `Context` → `end()`
@@ -53,7 +53,6 @@ const TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 
 struct Telemetry {
     recorder: recorder::Recorder,
-    queue: Arc<export_queue::ExportQueue>,
     exporter: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -110,7 +109,6 @@ pub fn init(service: &'static str) {
     };
     let telemetry = Telemetry {
         recorder,
-        queue,
         exporter: Mutex::new(Some(thread)),
     };
     if TELEMETRY.set(telemetry).is_ok() {
@@ -122,14 +120,14 @@ pub fn init(service: &'static str) {
 /// at exit. Spans ended after this are dropped.
 pub fn shutdown() {
     if let Some(t) = TELEMETRY.get() {
-        t.queue.shut_down();
+        t.recorder.queue().shut_down();
         let thread = crate::mutex::lock(&t.exporter).take();
         if let Some(thread) = thread {
             if thread.join().is_err() {
                 log::warn!("tracing: the export thread panicked");
             }
         }
-        let dropped = t.queue.dropped();
+        let dropped = t.recorder.queue().dropped();
         if dropped > 0 {
             log::warn!("tracing: {dropped} spans were dropped (the queue was full)");
         }

@@ -159,6 +159,11 @@ impl Recorder {
         }
     }
 
+    /// Where ended spans go (for shutdown and its count of drops).
+    pub(super) fn queue(&self) -> &ExportQueue {
+        &self.queue
+    }
+
     fn finish(&self, record: &SpanRecord) {
         if !record.span_context.is_sampled() {
             return; // RecordOnly: recorded, never exported.
